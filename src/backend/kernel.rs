@@ -1,0 +1,226 @@
+//! The kernel backend: `/sys/power` itself, for hosts with neither systemd-logind nor pm-utils
+//! (minimal hosts, initramfs, guests).
+//!
+//! File formats: Linux `Documentation/ABI/testing/sysfs-power` (`state`: the supported sleep
+//! states separated by spaces; `disk`: the hibernation modes with the selected one in
+//! brackets) and proc(5) (`/proc/swaps`: a header line, then one line per active swap area).
+
+use std::path::{Path, PathBuf};
+
+use super::{Backend, Support};
+use crate::error::Result;
+use crate::sysfs;
+use crate::target::Target;
+
+const PROBE: &str = "virNodeSuspendGetTargetMask";
+const SUSPEND: &str = "virNodeSuspend";
+
+/// Hibernation modes for a plain Suspend-to-Disk, in order of preference (systemd's
+/// `HibernateMode=platform shutdown`). Writing one explicitly keeps a `suspend` mode left
+/// behind by an earlier hybrid request from turning this request into a hybrid sleep.
+const DISK_MODES: [&str; 2] = ["platform", "shutdown"];
+/// The hibernation mode that suspends to RAM after writing the image.
+const HYBRID_MODE: &str = "suspend";
+
+pub struct Kernel {
+    state: PathBuf,
+    disk: PathBuf,
+    swaps: PathBuf,
+}
+
+impl Kernel {
+    pub fn new(root: &Path) -> Kernel {
+        Kernel {
+            state: sysfs::under(root, "sys/power/state"),
+            disk: sysfs::under(root, "sys/power/disk"),
+            swaps: sysfs::under(root, "proc/swaps"),
+        }
+    }
+
+    /// The hibernation modes `/sys/power/disk` offers, without the selection brackets.
+    fn disk_modes(&self, function: &'static str) -> Result<Vec<String>> {
+        let text = sysfs::read_optional(&self.disk, function)?.unwrap_or_default();
+        Ok(text
+            .split_whitespace()
+            .map(|mode| mode.trim_matches(['[', ']']).to_owned())
+            .collect())
+    }
+
+    /// Why hibernation has nowhere to write its image, if it has not.
+    fn no_swap_reason(&self) -> Result<Option<String>> {
+        let swaps = sysfs::read_optional(&self.swaps, PROBE)?.unwrap_or_default();
+        let usable = swaps
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().next())
+            // An image written to compressed RAM does not survive the power-off.
+            .any(|device| !device.starts_with("/dev/zram"));
+        Ok((!usable).then(|| {
+            format!(
+                "{} lists no swap area to hold a hibernation image",
+                self.swaps.display()
+            )
+        }))
+    }
+
+    fn probe_states(&self, states: &[&str], target: Target) -> Result<Support> {
+        let needed = match target {
+            Target::Mem => "mem",
+            Target::Disk | Target::Hybrid => "disk",
+        };
+        if !states.contains(&needed) {
+            return Ok(Support::No(format!(
+                "{} does not list '{needed}'",
+                self.state.display()
+            )));
+        }
+        if target == Target::Hybrid && !self.disk_modes(PROBE)?.iter().any(|m| m == HYBRID_MODE) {
+            return Ok(Support::No(format!(
+                "{} does not offer the '{HYBRID_MODE}' mode",
+                self.disk.display()
+            )));
+        }
+        if target != Target::Mem {
+            if let Some(reason) = self.no_swap_reason()? {
+                return Ok(Support::No(reason));
+            }
+        }
+        Ok(Support::Yes)
+    }
+}
+
+impl Backend for Kernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn probe(&self, target: Target) -> Result<Support> {
+        match sysfs::read_optional(&self.state, PROBE)? {
+            None => Ok(Support::Unavailable(format!(
+                "{} does not exist",
+                self.state.display()
+            ))),
+            Some(text) => self.probe_states(&text.split_whitespace().collect::<Vec<_>>(), target),
+        }
+    }
+
+    fn suspend(&self, target: Target) -> Result<()> {
+        match target {
+            Target::Mem => sysfs::write(&self.state, "mem", SUSPEND),
+            Target::Disk => {
+                let offered = self.disk_modes(SUSPEND)?;
+                if let Some(mode) = DISK_MODES
+                    .into_iter()
+                    .find(|m| offered.iter().any(|o| o == m))
+                {
+                    sysfs::write(&self.disk, mode, SUSPEND)?;
+                }
+                sysfs::write(&self.state, "disk", SUSPEND)
+            }
+            Target::Hybrid => {
+                sysfs::write(&self.disk, HYBRID_MODE, SUSPEND)?;
+                sysfs::write(&self.state, "disk", SUSPEND)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeRoot;
+
+    fn answers(root: &FakeRoot) -> Vec<Support> {
+        let kernel = Kernel::new(root.path());
+        Target::ALL
+            .iter()
+            .map(|t| kernel.probe(*t).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn mem_and_disk_with_swap() {
+        let root = FakeRoot::new().state("freeze mem disk").swap("/dev/vda2");
+        let a = answers(&root);
+        assert_eq!(a[0], Support::Yes);
+        assert_eq!(a[1], Support::Yes);
+        assert!(
+            matches!(&a[2], Support::No(r) if r.ends_with("does not offer the 'suspend' mode"))
+        );
+    }
+
+    #[test]
+    fn no_disk_without_swap() {
+        let root = FakeRoot::new()
+            .state("mem disk")
+            .disk("[platform] shutdown suspend");
+        let a = answers(&root);
+        assert_eq!(a[0], Support::Yes);
+        assert!(
+            matches!(&a[1], Support::No(r) if r.ends_with("lists no swap area to hold a hibernation image"))
+        );
+        assert!(matches!(&a[2], Support::No(_)));
+    }
+
+    #[test]
+    fn zram_swap_cannot_hold_an_image() {
+        let root = FakeRoot::new().state("mem disk").swap("/dev/zram0");
+        assert!(matches!(answers(&root)[1], Support::No(_)));
+    }
+
+    #[test]
+    fn hybrid_when_suspend_mode_is_offered() {
+        let root = FakeRoot::new()
+            .state("mem disk")
+            .disk("[platform] shutdown reboot suspend test_resume")
+            .swap("/swapfile");
+        assert_eq!(answers(&root), vec![Support::Yes; 3]);
+    }
+
+    #[test]
+    fn empty_state_file_supports_nothing() {
+        let root = FakeRoot::new().state("").swap("/dev/vda2");
+        assert!(answers(&root).iter().all(|a| matches!(a, Support::No(_))));
+    }
+
+    #[test]
+    fn missing_state_file_makes_the_backend_unavailable() {
+        let root = FakeRoot::new();
+        assert!(answers(&root)
+            .iter()
+            .all(|a| matches!(a, Support::Unavailable(_))));
+    }
+
+    #[test]
+    fn unreadable_state_file_is_an_error() {
+        let root = FakeRoot::new();
+        std::fs::create_dir_all(root.path().join("sys/power/state")).unwrap();
+        let e = Kernel::new(root.path()).probe(Target::Mem).unwrap_err();
+        assert!(e.message.ends_with("Is a directory"), "{}", e.message);
+    }
+
+    #[test]
+    fn disk_selects_platform_mode_then_writes_disk() {
+        let root = FakeRoot::new()
+            .state("mem disk")
+            .disk("shutdown [suspend] platform");
+        Kernel::new(root.path()).suspend(Target::Disk).unwrap();
+        assert_eq!(root.read("sys/power/disk"), "platform");
+        assert_eq!(root.read("sys/power/state"), "disk");
+    }
+
+    #[test]
+    fn hybrid_writes_suspend_mode_then_disk() {
+        let root = FakeRoot::new().state("mem disk").disk("[platform] suspend");
+        Kernel::new(root.path()).suspend(Target::Hybrid).unwrap();
+        assert_eq!(root.read("sys/power/disk"), "suspend");
+        assert_eq!(root.read("sys/power/state"), "disk");
+    }
+
+    #[test]
+    fn mem_writes_mem() {
+        let root = FakeRoot::new().state("mem");
+        Kernel::new(root.path()).suspend(Target::Mem).unwrap();
+        assert_eq!(root.read("sys/power/state"), "mem");
+    }
+}

@@ -1,0 +1,229 @@
+//! The C surface: every exported function, and the thread-local error callers without
+//! libvirt read. Each export runs behind [`boundary`], so no panic crosses into C; each
+//! leads with one call into the plain-Rust core ([`NodeSuspend`]).
+
+use std::any::Any;
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr, CString, OsString};
+use std::os::unix::ffi::OsStringExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+
+use once_cell::sync::OnceCell;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, Result, DOMAIN_NONE, LEVEL_ERROR};
+use crate::libvirt;
+use crate::node::NodeSuspend;
+
+/// An error, laid out as libvirt's `virError` so that code written for one reads the other.
+/// `conn`, `dom`, `str3` and `net` are always NULL.
+#[repr(C)]
+pub struct virNodeSuspendError {
+    /// A `virErrorNumber`.
+    pub code: c_int,
+    /// A `virErrorDomain`: always `VIR_FROM_NONE` (0), as in libvirt.
+    pub domain: c_int,
+    /// The full message, as libvirt formats it.
+    pub message: *mut c_char,
+    /// A `virErrorLevel`: always `VIR_ERR_ERROR` (2).
+    pub level: c_int,
+    pub conn: *mut c_void,
+    pub dom: *mut c_void,
+    pub str1: *mut c_char,
+    pub str2: *mut c_char,
+    pub str3: *mut c_char,
+    pub int1: c_int,
+    pub int2: c_int,
+    pub net: *mut c_void,
+}
+
+/// The error as stored: the C view and the strings it points into.
+struct LastError {
+    view: virNodeSuspendError,
+    _strings: [CString; 3],
+}
+
+impl LastError {
+    fn new(error: &Error) -> Box<LastError> {
+        let strings = [&error.message, &error.str1, &error.str2].map(|s| libvirt::c_text(s));
+        let text = |i: usize| strings[i].as_ptr().cast_mut();
+        Box::new(LastError {
+            view: virNodeSuspendError {
+                code: error.code as c_int,
+                domain: DOMAIN_NONE,
+                message: text(0),
+                level: LEVEL_ERROR,
+                conn: ptr::null_mut(),
+                dom: ptr::null_mut(),
+                str1: text(1),
+                str2: text(2),
+                str3: ptr::null_mut(),
+                int1: error.int1,
+                int2: error.int2,
+                net: ptr::null_mut(),
+            },
+            _strings: strings,
+        })
+    }
+}
+
+thread_local! {
+    /// This thread's last error. Boxed so that the pointer handed out stays valid until
+    /// the next call on this thread replaces or resets it.
+    static LAST_ERROR: Cell<Option<Box<LastError>>> = const { Cell::new(None) };
+}
+
+fn with_last_error<T>(read: impl FnOnce(Option<&LastError>) -> T) -> T {
+    LAST_ERROR.with(|cell| {
+        let stored = cell.take();
+        let value = read(stored.as_deref());
+        cell.set(stored);
+        value
+    })
+}
+
+/// Makes `error` this thread's last error, and libvirt's too when libvirt is loaded.
+fn report(error: Error) {
+    libvirt::raise(&error);
+    LAST_ERROR.with(|cell| cell.set(Some(LastError::new(&error))));
+}
+
+/// Runs `body`, turning a panic into `on_panic` (and, for API calls, an internal error).
+fn boundary<T>(on_panic: impl FnOnce(Box<dyn Any + Send>) -> T, body: impl FnOnce() -> T) -> T {
+    panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(on_panic)
+}
+
+/// One libvirt API call: resets this thread's error on entry (libvirt's public-API
+/// convention), and returns 0, or -1 with the error reported.
+fn api_call(function: &'static str, body: impl FnOnce() -> Result<()>) -> c_int {
+    LAST_ERROR.with(|cell| cell.set(None));
+    let result = boundary(
+        |payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::new(
+                ErrorCode::InternalError,
+                function,
+                format!("unexpected failure in {function}: {what}"),
+            ))
+        },
+        body,
+    );
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            report(error);
+            -1
+        }
+    }
+}
+
+extern "C" {
+    /// glibc's getenv that returns NULL in set-user-ID and similar processes (not bound by
+    /// the libc crate).
+    fn secure_getenv(name: *const c_char) -> *mut c_char;
+}
+
+/// A knob from the environment, ignored in set-user-ID and similar processes.
+fn knob(name: &CStr) -> Option<OsString> {
+    // SAFETY: secure_getenv reads the environment with a NUL-terminated name; the value is
+    // copied out at once, before anything can change the environment.
+    let value = unsafe { secure_getenv(name.as_ptr()) };
+    (!value.is_null()).then(|| {
+        // SAFETY: a non-NULL result is a NUL-terminated string in the environment.
+        OsString::from_vec(unsafe { CStr::from_ptr(value) }.to_bytes().to_vec())
+    })
+}
+
+/// The process's node, configured from the environment once (and only once that worked).
+fn node() -> Result<&'static NodeSuspend> {
+    static NODE: OnceCell<NodeSuspend> = OnceCell::new();
+    NODE.get_or_try_init(|| {
+        // A panic is reported to the caller as an error; the default hook would also print it.
+        panic::set_hook(Box::new(|_| {}));
+        let config =
+            Config::from_values(knob(c"VIRNODESUSPEND_ROOT"), knob(c"VIRNODESUSPEND_DELAY"))?;
+        Ok(NodeSuspend::new(config))
+    })
+}
+
+/// Puts the host to sleep in `target` (a `virNodeSuspendTarget`) and wakes it again after
+/// `duration` seconds (at least 60), with the RTC alarm. `flags` must be 0.
+///
+/// The alarm is armed before the call returns; the suspend itself starts a short delay
+/// later (10 s, `VIRNODESUSPEND_DELAY`), so that the caller's reply can leave the host.
+/// Only one request is in progress at a time: a second one is refused until the host is
+/// back from the first, or the first failed.
+///
+/// Returns 0 when the host is going to sleep, -1 with an error set otherwise.
+#[no_mangle]
+pub extern "C" fn virNodeSuspend(target: c_uint, duration: c_ulonglong, flags: c_uint) -> c_int {
+    api_call("virNodeSuspend", || {
+        node()?.suspend(target, duration, flags)
+    })
+}
+
+/// Stores in `*bitmask` the targets this host supports, as bits `1 << target`.
+///
+/// `*bitmask` is set to 0 first. The host is queried on the first successful call only;
+/// later calls read the cached answer without taking a lock.
+///
+/// Returns 0 on success, -1 with an error set otherwise.
+///
+/// # Safety
+///
+/// `bitmask` is NULL (an error) or points to writable memory for an `unsigned int`.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeSuspendGetTargetMask(bitmask: *mut c_uint) -> c_int {
+    api_call("virNodeSuspendGetTargetMask", || {
+        if bitmask.is_null() {
+            return Err(Error::null_argument(
+                "virNodeSuspendGetTargetMask",
+                "bitmask",
+            ));
+        }
+        // SAFETY: non-NULL, and the caller promises it points to an unsigned int.
+        unsafe { *bitmask = 0 };
+        let mask = node()?.target_mask()?;
+        // SAFETY: as above.
+        unsafe { *bitmask = mask };
+        Ok(())
+    })
+}
+
+/// This thread's last error, or NULL when the last call succeeded. The error stays valid
+/// until the next call of this library on the same thread.
+#[no_mangle]
+pub extern "C" fn virNodeSuspendGetLastError() -> *const virNodeSuspendError {
+    boundary(
+        |_| ptr::null(),
+        || with_last_error(|e| e.map_or(ptr::null(), |e| &e.view as *const _)),
+    )
+}
+
+/// This thread's last error's `virErrorNumber`, or 0 (`VIR_ERR_OK`) when there is none.
+#[no_mangle]
+pub extern "C" fn virNodeSuspendGetLastErrorCode() -> c_int {
+    boundary(|_| 0, || with_last_error(|e| e.map_or(0, |e| e.view.code)))
+}
+
+/// This thread's last error's message, or "no error" when there is none (as libvirt's
+/// `virGetLastErrorMessage`). Valid as long as the error is.
+#[no_mangle]
+pub extern "C" fn virNodeSuspendGetLastErrorMessage() -> *const c_char {
+    const NO_ERROR: &CStr = c"no error";
+    boundary(
+        |_| NO_ERROR.as_ptr(),
+        || with_last_error(|e| e.map_or(NO_ERROR.as_ptr(), |e| e.view.message.cast_const())),
+    )
+}
+
+/// Clears this thread's last error.
+#[no_mangle]
+pub extern "C" fn virNodeSuspendResetLastError() {
+    boundary(|_| (), || LAST_ERROR.with(|cell| cell.set(None)))
+}

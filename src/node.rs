@@ -1,0 +1,583 @@
+//! The node: what it can do (the capability cache) and the life of a suspend request.
+//!
+//! A request goes through these states, owned by [`Request`]:
+//!
+//! ```text
+//!   Idle ──virNodeSuspend accepted, alarm armed──▶ Pending
+//!   Pending ──the delay is over──▶ Suspending
+//!   Suspending ──the backend returned (host back, or failed), alarm disarmed──▶ Idle
+//! ```
+//!
+//! Only `Idle` accepts a request. A request is `Pending` before its worker thread exists, so
+//! a worker with no delay cannot finish before the request is marked; and every way out of
+//! `Suspending` disarms the alarm and records the outcome, so no request leaves a stray
+//! alarm or a stuck "in progress".
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+
+use once_cell::sync::OnceCell;
+
+use crate::backend::kernel::Kernel;
+use crate::backend::{Backend, Support};
+use crate::config::{Config, MIN_DURATION_SECS};
+use crate::error::{Error, ErrorCode, Result};
+use crate::libvirt;
+use crate::rtc::Rtc;
+use crate::target::Target;
+
+const SUSPEND: &str = "virNodeSuspend";
+
+/// How one target is supported, and by which backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub target: Target,
+    /// The backend that answered: the first available one. `None` when none was
+    /// available, which libvirt reports as unsupported.
+    pub backend: Option<&'static str>,
+    pub support: Support,
+}
+
+/// The answers for all targets, from one successful capability query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `virNodeSuspendGetTargetMask`'s value: `Target::bit` of each supported target.
+    pub mask: u32,
+    pub answers: Vec<Answer>,
+    /// For each target (by its number), the index of the backend that supports it.
+    suspenders: [Option<usize>; 3],
+}
+
+impl Capabilities {
+    fn query(backends: &[Box<dyn Backend>]) -> Result<Capabilities> {
+        let mut capabilities = Capabilities {
+            mask: 0,
+            answers: Vec::with_capacity(Target::ALL.len()),
+            suspenders: [None; 3],
+        };
+        for target in Target::ALL {
+            let mut answer = Answer {
+                target,
+                backend: None,
+                support: Support::Unavailable("no backend is configured".to_owned()),
+            };
+            for (index, backend) in backends.iter().enumerate() {
+                answer.support = backend.probe(target)?;
+                if matches!(answer.support, Support::Unavailable(_)) {
+                    continue;
+                }
+                answer.backend = Some(backend.name());
+                if answer.support == Support::Yes {
+                    capabilities.mask |= target.bit();
+                    capabilities.suspenders[target as usize] = Some(index);
+                }
+                break;
+            }
+            capabilities.answers.push(answer);
+        }
+        Ok(capabilities)
+    }
+}
+
+/// The state of the (single) suspend request of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Idle,
+    Pending(Target),
+    Suspending(Target),
+}
+
+/// What became of the last request once the host was back, or the suspend failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub target: Target,
+    pub backend: &'static str,
+    pub result: Result<()>,
+}
+
+struct Requests {
+    state: Request,
+    last_outcome: Option<Outcome>,
+}
+
+struct Inner {
+    config: Config,
+    backends: Vec<Box<dyn Backend>>,
+    capabilities: OnceCell<Capabilities>,
+    requests: Mutex<Requests>,
+}
+
+impl Inner {
+    fn requests(&self) -> MutexGuard<'_, Requests> {
+        // Every update of the request state is a single assignment, so the state is
+        // consistent even if a holder panicked.
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Suspends this host, as libvirt's `virNodeSuspend*` do.
+#[derive(Clone)]
+pub struct NodeSuspend {
+    inner: Arc<Inner>,
+}
+
+impl NodeSuspend {
+    /// A node using the backends available for `config`.
+    pub fn new(config: Config) -> NodeSuspend {
+        let backends: Vec<Box<dyn Backend>> = vec![Box::new(Kernel::new(&config.root))];
+        NodeSuspend::with_backends(config, backends)
+    }
+
+    pub fn with_backends(config: Config, backends: Vec<Box<dyn Backend>>) -> NodeSuspend {
+        NodeSuspend {
+            inner: Arc::new(Inner {
+                config,
+                backends,
+                capabilities: OnceCell::new(),
+                requests: Mutex::new(Requests {
+                    state: Request::Idle,
+                    last_outcome: None,
+                }),
+            }),
+        }
+    }
+
+    /// The capability answers: queried once, kept only when the query succeeded (a failed
+    /// query is tried again on the next call), then read without a lock.
+    pub fn capabilities(&self) -> Result<&Capabilities> {
+        self.inner
+            .capabilities
+            .get_or_try_init(|| Capabilities::query(&self.inner.backends))
+    }
+
+    pub fn target_mask(&self) -> Result<u32> {
+        self.capabilities().map(|c| c.mask)
+    }
+
+    pub fn request_state(&self) -> Request {
+        self.inner.requests().state
+    }
+
+    pub fn last_outcome(&self) -> Option<Outcome> {
+        self.inner.requests().last_outcome.clone()
+    }
+
+    /// `virNodeSuspend`: checks the request in libvirt's order, arms the wake alarm, and
+    /// leaves the suspend to a worker thread that starts it after the configured delay.
+    pub fn suspend(&self, raw_target: u32, duration: u64, flags: u32) -> Result<()> {
+        if flags != 0 {
+            return Err(Error::unsupported_flags(SUSPEND, flags));
+        }
+        let capabilities = self.capabilities()?;
+
+        let mut requests = self.inner.requests();
+        if requests.state != Request::Idle {
+            return Err(Error::new(
+                ErrorCode::OperationInvalid,
+                SUSPEND,
+                "Suspend operation already in progress",
+            ));
+        }
+        let target = Target::from_raw(raw_target)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidArg, SUSPEND, "Invalid suspend target"))?;
+        let backend = capabilities.suspenders[target as usize].ok_or_else(|| {
+            Error::new(
+                ErrorCode::ArgumentUnsupported,
+                SUSPEND,
+                target.libvirt_name(),
+            )
+        })?;
+        if duration < MIN_DURATION_SECS {
+            return Err(Error::new(
+                ErrorCode::InvalidArg,
+                "virNodeSuspendSetNodeWakeup",
+                format!(
+                    "Suspend duration is too short, must be at least {MIN_DURATION_SECS} seconds"
+                ),
+            ));
+        }
+        let rtc = Rtc::find(&self.inner.config.root)?;
+        rtc.arm(rtc.wake_time(duration)?, duration)?;
+
+        requests.state = Request::Pending(target);
+        let inner = Arc::clone(&self.inner);
+        let worker = thread::Builder::new()
+            .name("node-suspend".to_owned())
+            .spawn(move || carry_out(&inner, target, backend, &rtc));
+        if worker.is_err() {
+            requests.state = Request::Idle;
+            // The spawn failure is what the caller needs to hear about; the alarm left
+            // behind would only wake a host that is already awake.
+            let _ = Rtc::find(&self.inner.config.root).and_then(|rtc| rtc.disarm());
+            return Err(Error::new(
+                ErrorCode::InternalError,
+                SUSPEND,
+                "Failed to create thread to suspend the host",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The worker: waits the delay, suspends through the backend that answered, and brings
+/// the request back to `Idle` with its outcome, whatever happened.
+fn carry_out(inner: &Inner, target: Target, backend: usize, rtc: &Rtc) {
+    thread::sleep(inner.config.delay);
+    inner.requests().state = Request::Suspending(target);
+
+    let backend = &inner.backends[backend];
+    let suspended = panic::catch_unwind(AssertUnwindSafe(|| backend.suspend(target)))
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorCode::InternalError,
+                SUSPEND,
+                format!("the {} backend failed unexpectedly", backend.name()),
+            ))
+        });
+    // Disarmed whether the host slept or not: after a failure the alarm would wake a host
+    // that never slept, and after an early wake-up it is still pending.
+    let result = suspended.and(rtc.disarm());
+    if let Err(error) = &result {
+        libvirt::warn(&format!("Failed to suspend the host: {error}"));
+    }
+
+    let mut requests = inner.requests();
+    requests.state = Request::Idle;
+    requests.last_outcome = Some(Outcome {
+        target,
+        backend: backend.name(),
+        result,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeRoot;
+    use std::sync::Barrier;
+    use std::time::{Duration, Instant};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn host() -> FakeRoot {
+        FakeRoot::new()
+            .state("freeze mem disk")
+            .disk("[platform] shutdown reboot suspend")
+            .swap("/dev/vda2")
+            .rtc(0, NOW)
+    }
+
+    fn node(root: &FakeRoot, delay_secs: u64) -> NodeSuspend {
+        NodeSuspend::new(Config {
+            root: root.path().to_owned(),
+            delay: Duration::from_secs(delay_secs),
+        })
+    }
+
+    fn wait_idle(node: &NodeSuspend) -> Outcome {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while node.request_state() != Request::Idle {
+            assert!(Instant::now() < deadline, "request never came back to idle");
+            thread::sleep(Duration::from_millis(5));
+        }
+        node.last_outcome().expect("an outcome is recorded")
+    }
+
+    fn error(node: &NodeSuspend, target: u32, duration: u64, flags: u32) -> (ErrorCode, String) {
+        let e = node.suspend(target, duration, flags).unwrap_err();
+        (e.code, e.message)
+    }
+
+    #[test]
+    fn mask_for_mem_disk_and_hybrid_host() {
+        assert_eq!(node(&host(), 0).target_mask().unwrap(), 0b111);
+    }
+
+    #[test]
+    fn mask_is_zero_when_no_backend_is_available() {
+        let root = FakeRoot::new();
+        let node = node(&root, 0);
+        assert_eq!(node.target_mask().unwrap(), 0);
+        let answer = &node.capabilities().unwrap().answers[0];
+        assert_eq!(answer.backend, None);
+    }
+
+    #[test]
+    fn failed_capability_query_is_not_cached() {
+        let root = FakeRoot::new().state("mem disk");
+        std::fs::create_dir_all(root.path().join("proc/swaps")).unwrap();
+        let node = node(&root, 0);
+        assert_eq!(node.target_mask().unwrap_err().code, ErrorCode::SystemError);
+        std::fs::remove_dir(root.path().join("proc/swaps")).unwrap();
+        assert_eq!(node.target_mask().unwrap(), 0b001);
+    }
+
+    #[test]
+    fn successful_capability_query_is_cached() {
+        let root = host();
+        let node = node(&root, 0);
+        assert_eq!(node.target_mask().unwrap(), 0b111);
+        std::fs::remove_file(root.path().join("sys/power/state")).unwrap();
+        assert_eq!(node.target_mask().unwrap(), 0b111);
+    }
+
+    #[test]
+    fn unsupported_flags_are_checked_before_anything_else() {
+        let root = FakeRoot::new();
+        std::fs::create_dir_all(root.path().join("sys/power/state")).unwrap();
+        assert_eq!(
+            error(&node(&root, 0), 9, 1, 0x10),
+            (
+                ErrorCode::InvalidArg,
+                "unsupported flags (0x10) in function virNodeSuspend".into()
+            )
+        );
+    }
+
+    #[test]
+    fn failed_capability_query_fails_the_request() {
+        let root = FakeRoot::new();
+        std::fs::create_dir_all(root.path().join("sys/power/state")).unwrap();
+        assert_eq!(error(&node(&root, 0), 0, 60, 0).0, ErrorCode::SystemError);
+    }
+
+    #[test]
+    fn unknown_target_is_reported_before_short_duration() {
+        assert_eq!(
+            error(&node(&host(), 0), 3, 1, 0),
+            (
+                ErrorCode::InvalidArg,
+                "invalid argument: Invalid suspend target".into()
+            )
+        );
+    }
+
+    #[test]
+    fn unsupported_target_is_reported_before_short_duration() {
+        let root = FakeRoot::new().state("mem disk").rtc(0, NOW);
+        let node = node(&root, 0);
+        for (target, name) in [(1, "Suspend-to-Disk"), (2, "Hybrid-Suspend")] {
+            assert_eq!(
+                error(&node, target, 1, 0),
+                (
+                    ErrorCode::ArgumentUnsupported,
+                    format!("argument unsupported: {name}")
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn short_duration_is_refused() {
+        let e = node(&host(), 0).suspend(0, 59, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArg);
+        assert_eq!(
+            e.message,
+            "invalid argument: Suspend duration is too short, must be at least 60 seconds"
+        );
+        assert_eq!(e.function, "virNodeSuspendSetNodeWakeup");
+    }
+
+    #[test]
+    fn too_long_duration_changes_nothing() {
+        let root = host();
+        let node = node(&root, 0);
+        for duration in [10_000_000_000, u64::MAX] {
+            assert_eq!(error(&node, 0, duration, 0).0, ErrorCode::InvalidArg);
+        }
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "");
+        assert_eq!(root.read("sys/power/state"), "freeze mem disk");
+        assert_eq!(node.request_state(), Request::Idle);
+    }
+
+    #[test]
+    fn suspend_to_ram_arms_alarm_writes_mem_and_accepts_the_next_request() {
+        let root = host();
+        let node = node(&root, 0);
+        node.suspend(0, 60, 0).unwrap();
+        let outcome = wait_idle(&node);
+        assert_eq!(outcome.result, Ok(()));
+        assert_eq!((outcome.target, outcome.backend), (Target::Mem, "kernel"));
+        assert_eq!(root.read("sys/power/state"), "mem");
+        // The alarm was set to NOW + 61, then disarmed once the host was back.
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        node.suspend(0, 60, 0).unwrap();
+        wait_idle(&node);
+    }
+
+    #[test]
+    fn alarm_holds_call_time_plus_duration_while_pending() {
+        let root = host();
+        let node = node(&root, 1);
+        node.suspend(1, 3600, 0).unwrap();
+        assert_eq!(node.request_state(), Request::Pending(Target::Disk));
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 3600 + 1).to_string()
+        );
+        let outcome = wait_idle(&node);
+        assert_eq!(outcome.result, Ok(()));
+        assert_eq!(root.read("sys/power/disk"), "platform");
+        assert_eq!(root.read("sys/power/state"), "disk");
+    }
+
+    #[test]
+    fn hybrid_writes_suspend_mode_and_disk() {
+        let root = host();
+        let node = node(&root, 0);
+        node.suspend(2, 60, 0).unwrap();
+        assert_eq!(wait_idle(&node).result, Ok(()));
+        assert_eq!(root.read("sys/power/disk"), "suspend");
+        assert_eq!(root.read("sys/power/state"), "disk");
+    }
+
+    #[test]
+    fn second_request_while_pending_is_refused() {
+        let root = host();
+        let node = node(&root, 1);
+        node.suspend(0, 60, 0).unwrap();
+        assert_eq!(
+            error(&node, 0, 60, 0),
+            (
+                ErrorCode::OperationInvalid,
+                "Requested operation is not valid: Suspend operation already in progress".into()
+            )
+        );
+        // "In progress" is checked before the target and the duration, as in libvirt.
+        assert_eq!(error(&node, 7, 1, 0).0, ErrorCode::OperationInvalid);
+        wait_idle(&node);
+    }
+
+    #[test]
+    fn racing_threads_get_exactly_one_success() {
+        let root = host();
+        let node = node(&root, 1);
+        node.target_mask().unwrap();
+        let start = Arc::new(Barrier::new(32));
+        let results: Vec<_> = (0..32)
+            .map(|_| {
+                let (node, start) = (node.clone(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    node.suspend(0, 60, 0).map_err(|e| e.code)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        assert_eq!(
+            results
+                .iter()
+                .filter(|r| **r == Err(ErrorCode::OperationInvalid))
+                .count(),
+            31
+        );
+        wait_idle(&node);
+    }
+
+    #[test]
+    fn no_rtc_fails_without_leaving_the_request_in_progress() {
+        let root = FakeRoot::new().state("mem");
+        let node = node(&root, 0);
+        assert_eq!(error(&node, 0, 60, 0).0, ErrorCode::OperationUnsupported);
+        assert_eq!(node.request_state(), Request::Idle);
+    }
+
+    #[test]
+    fn failing_alarm_write_fails_without_leaving_the_request_in_progress() {
+        let root = host();
+        root.link("sys/class/rtc/rtc0/wakealarm", "/dev/full");
+        let node = node(&root, 0);
+        let e = node.suspend(0, 60, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::SystemError);
+        assert!(
+            e.message.ends_with("No space left on device"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.int1, libc::ENOSPC);
+        assert_eq!(node.request_state(), Request::Idle);
+    }
+
+    #[test]
+    fn failing_suspend_write_is_recorded_and_disarms_the_alarm() {
+        let root = host();
+        let node = node(&root, 0);
+        node.target_mask().unwrap();
+        root.link("sys/power/state", "/dev/full");
+        node.suspend(0, 60, 0).unwrap();
+        let outcome = wait_idle(&node);
+        let e = outcome.result.unwrap_err();
+        assert_eq!(e.int1, libc::ENOSPC);
+        assert!(
+            e.message.starts_with("Unable to write 'mem' to '"),
+            "{}",
+            e.message
+        );
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        // The next request is accepted (and fails the same way, asynchronously).
+        node.suspend(0, 60, 0).unwrap();
+        wait_idle(&node);
+    }
+
+    struct Panicking;
+    impl Backend for Panicking {
+        fn name(&self) -> &'static str {
+            "panicking"
+        }
+        fn probe(&self, _: Target) -> Result<Support> {
+            Ok(Support::Yes)
+        }
+        fn suspend(&self, _: Target) -> Result<()> {
+            panic!("injected")
+        }
+    }
+
+    #[test]
+    fn panicking_backend_is_a_recorded_failure() {
+        let root = host();
+        let node = NodeSuspend::with_backends(
+            Config {
+                root: root.path().to_owned(),
+                delay: Duration::ZERO,
+            },
+            vec![Box::new(Panicking)],
+        );
+        node.suspend(0, 60, 0).unwrap();
+        let outcome = wait_idle(&node);
+        assert_eq!(outcome.result.unwrap_err().code, ErrorCode::InternalError);
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
+
+    struct Unavailable;
+    impl Backend for Unavailable {
+        fn name(&self) -> &'static str {
+            "unavailable"
+        }
+        fn probe(&self, _: Target) -> Result<Support> {
+            Ok(Support::Unavailable("not here".into()))
+        }
+        fn suspend(&self, _: Target) -> Result<()> {
+            unreachable!("an unavailable backend is never asked to suspend")
+        }
+    }
+
+    #[test]
+    fn first_available_backend_answers_and_suspends() {
+        let root = host();
+        let node = NodeSuspend::with_backends(
+            Config {
+                root: root.path().to_owned(),
+                delay: Duration::ZERO,
+            },
+            vec![Box::new(Unavailable), Box::new(Kernel::new(root.path()))],
+        );
+        let caps = node.capabilities().unwrap();
+        assert!(caps.answers.iter().all(|a| a.backend == Some("kernel")));
+        node.suspend(0, 60, 0).unwrap();
+        assert_eq!(wait_idle(&node).backend, "kernel");
+    }
+}

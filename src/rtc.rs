@@ -1,0 +1,175 @@
+//! The RTC wake alarm, set through the kernel's RTC class rather than by running `rtcwake`.
+//!
+//! File formats: Linux `Documentation/ABI/stable/sysfs-class-rtc`. `since_epoch` is the
+//! RTC's own time in seconds since the epoch; `wakealarm` takes an absolute time on the same
+//! scale (writing 0, a time in the past, disables the alarm) and exists only for clocks that
+//! can wake the system. Writing a new alarm while one is armed fails with EBUSY, so an
+//! alarm is always disarmed before it is set.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::sysfs;
+
+/// The latest wake time accepted, 2099-12-31 23:59:59 UTC: the end of the PC CMOS clock's
+/// calendar, which has the narrowest range among the clocks hosts wake from.
+pub const LATEST_WAKE: u64 = 4_102_444_799;
+
+/// libvirt's name for the function that checks the duration and sets the alarm; it appears
+/// in the daemon's log line for those errors.
+const SET_WAKEUP: &str = "virNodeSuspendSetNodeWakeup";
+
+pub struct Rtc {
+    wakealarm: PathBuf,
+    since_epoch: PathBuf,
+}
+
+impl Rtc {
+    /// The lowest-numbered RTC that can wake the system.
+    pub fn find(root: &Path) -> Result<Rtc> {
+        let class = sysfs::under(root, "sys/class/rtc");
+        let mut clocks: Vec<(u32, PathBuf)> = fs::read_dir(&class)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let number = name.to_str()?.strip_prefix("rtc")?.parse().ok()?;
+                Some((number, entry.path()))
+            })
+            .filter(|(_, dir)| dir.join("wakealarm").exists())
+            .collect();
+        clocks.sort();
+        match clocks.into_iter().next() {
+            Some((_, dir)) => Ok(Rtc {
+                wakealarm: dir.join("wakealarm"),
+                since_epoch: dir.join("since_epoch"),
+            }),
+            None => Err(Error::new(
+                ErrorCode::OperationUnsupported,
+                SET_WAKEUP,
+                format!(
+                    "no real-time clock in '{}' can wake the host",
+                    class.display()
+                ),
+            )),
+        }
+    }
+
+    /// The RTC's current time, in whole seconds since the epoch.
+    fn now(&self) -> Result<u64> {
+        let text = sysfs::read(&self.since_epoch, SET_WAKEUP)?;
+        text.trim().parse().map_err(|_| {
+            Error::new(
+                ErrorCode::InternalError,
+                SET_WAKEUP,
+                format!(
+                    "'{}' holds no time: '{}'",
+                    self.since_epoch.display(),
+                    text.trim()
+                ),
+            )
+        })
+    }
+
+    /// The RTC time at which to wake so that at least `duration` seconds pass from now.
+    ///
+    /// The RTC counts whole seconds, and the second it reads now may be almost over: waking
+    /// at `now + duration` could come up to a second early. Waking one tick later comes no
+    /// earlier than `duration` and at most one second after it.
+    pub fn wake_time(&self, duration: u64) -> Result<u64> {
+        self.now()?
+            .checked_add(duration)
+            .and_then(|t| t.checked_add(1))
+            .filter(|t| *t <= LATEST_WAKE)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvalidArg,
+                    SET_WAKEUP,
+                    format!(
+                        "Suspend duration {duration} is too long, the RTC cannot wake the host after 2099-12-31 23:59:59 UTC"
+                    ),
+                )
+            })
+    }
+
+    /// Arms the alarm for RTC time `at`, replacing any alarm already set.
+    pub fn arm(&self, at: u64, duration: u64) -> Result<()> {
+        self.disarm()?;
+        sysfs::write(&self.wakealarm, &at.to_string(), SET_WAKEUP).map_err(|e| {
+            // The kernel refuses alarms beyond the clock's reach (the PC CMOS clock holds
+            // one day, month or year ahead, depending on the firmware).
+            if e.int1 == libc::ERANGE || e.int1 == libc::EINVAL {
+                Error::new(
+                    ErrorCode::InvalidArg,
+                    SET_WAKEUP,
+                    format!(
+                        "Suspend duration {duration} is too long, the RTC '{}' cannot hold a wake-up that far ahead",
+                        self.wakealarm.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    pub fn disarm(&self) -> Result<()> {
+        sysfs::write(&self.wakealarm, "0", SET_WAKEUP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeRoot;
+
+    #[test]
+    fn wake_time_is_one_tick_after_now_plus_duration() {
+        let root = FakeRoot::new().rtc(0, 1_800_000_000);
+        let rtc = Rtc::find(root.path()).unwrap();
+        assert_eq!(rtc.wake_time(60).unwrap(), 1_800_000_061);
+    }
+
+    #[test]
+    fn wake_time_beyond_the_rtc_calendar_is_invalid_argument() {
+        let root = FakeRoot::new().rtc(0, 1_800_000_000);
+        let rtc = Rtc::find(root.path()).unwrap();
+        for duration in [10_000_000_000, u64::MAX, LATEST_WAKE] {
+            let e = rtc.wake_time(duration).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArg);
+            assert_eq!(e.function, "virNodeSuspendSetNodeWakeup");
+        }
+        assert_eq!(
+            rtc.wake_time(LATEST_WAKE - 1_800_000_001).unwrap(),
+            LATEST_WAKE
+        );
+    }
+
+    #[test]
+    fn lowest_numbered_wakeup_capable_rtc_is_chosen() {
+        let root = FakeRoot::new().rtc(2, 1).rtc(1, 1);
+        // rtc0 cannot wake the system: it has no wakealarm attribute.
+        fs::create_dir_all(root.path().join("sys/class/rtc/rtc0")).unwrap();
+        Rtc::find(root.path()).unwrap().arm(61, 60).unwrap();
+        assert_eq!(root.read("sys/class/rtc/rtc1/wakealarm"), "61");
+        assert_eq!(root.read("sys/class/rtc/rtc2/wakealarm"), "");
+    }
+
+    #[test]
+    fn no_rtc_is_operation_unsupported() {
+        let e = Rtc::find(FakeRoot::new().path()).err().unwrap();
+        assert_eq!(e.code, ErrorCode::OperationUnsupported);
+    }
+
+    #[test]
+    fn arm_then_disarm() {
+        let root = FakeRoot::new().rtc(0, 1_800_000_000);
+        let rtc = Rtc::find(root.path()).unwrap();
+        rtc.arm(1_800_000_061, 60).unwrap();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1800000061");
+        rtc.disarm().unwrap();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
+}

@@ -1,0 +1,47 @@
+//! Reading and writing the kernel's attribute files (sysfs, procfs) under the configured root.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// `root` joined with a path given relative to `/` (`"sys/power/state"`).
+pub fn under(root: &Path, relative: &str) -> PathBuf {
+    root.join(relative)
+}
+
+/// The file's content, or `None` when it does not exist.
+pub fn read_optional(path: &Path, function: &'static str) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::system(
+            function,
+            &e,
+            format!("Unable to read '{}'", path.display()),
+        )),
+    }
+}
+
+pub fn read(path: &Path, function: &'static str) -> Result<String> {
+    fs::read_to_string(path)
+        .map_err(|e| Error::system(function, &e, format!("Unable to read '{}'", path.display())))
+}
+
+/// Writes `value` to an existing attribute in one `write(2)`, as sysfs requires; the file
+/// is never created (a missing attribute is an error, not something to make up).
+pub fn write(path: &Path, value: &str, function: &'static str) -> Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(value.as_bytes()))
+        .map_err(|e| {
+            Error::system(
+                function,
+                &e,
+                format!("Unable to write '{value}' to '{}'", path.display()),
+            )
+        })
+}
