@@ -10,7 +10,7 @@ const HEADER: &str = "include/virnodesuspend.h";
 
 #[test]
 fn header_matches_what_cbindgen_generates() {
-    let dir = common::manifest_dir();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).unwrap();
     let mut generated = Vec::new();
     cbindgen::Builder::new()
@@ -32,7 +32,7 @@ fn compile(compiler: &str, flags: &[&str], name: &str, source: &str) {
     fs::create_dir_all(&dir).unwrap();
     let file = dir.join(name);
     fs::write(&file, source).unwrap();
-    let include = common::manifest_dir().join("include");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
     let output = Command::new(compiler)
         .args(flags)
         .args([

@@ -11,7 +11,3 @@ pub fn profile_dir() -> PathBuf {
         .unwrap()
         .to_owned()
 }
-
-pub fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
