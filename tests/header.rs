@@ -15,7 +15,7 @@ fn header_matches_what_cbindgen_generates() {
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_config(config)
-        .with_crate(&dir)
+        .with_crate(dir)
         .generate()
         .expect("cbindgen generates the header")
         .write(&mut generated);
