@@ -1,0 +1,135 @@
+"""Fixtures for the C-ABI tests: the built library, fake roots, fake helper programs for
+libvirt, and a private system bus with a stand-in logind."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+NOW = 1_800_000_000
+
+
+@pytest.fixture(scope="session")
+def library():
+    path = pathlib.Path(
+        os.environ.get("VIRNODESUSPEND_LIBRARY", REPO / "target/debug/libvirnodesuspend.so")
+    )
+    assert path.exists(), f"{path} is not built (cargo build)"
+    return str(path)
+
+
+class FakeRoot:
+    """A directory laid out like / with the kernel files a test needs."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, relative, content):
+        file = self.path / relative
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(content)
+        return self
+
+    def read(self, relative):
+        return (self.path / relative).read_text()
+
+    def host(self, states="freeze mem disk", disk_modes="[platform] shutdown reboot", swap=True):
+        self.write("sys/power/state", states)
+        self.write("sys/power/disk", disk_modes)
+        if swap:
+            self.write("proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n")
+        self.write("sys/class/rtc/rtc0/since_epoch", f"{NOW}\n")
+        self.write("sys/class/rtc/rtc0/wakealarm", "")
+        return self
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    (tmp_path / "root").mkdir()
+    return FakeRoot(tmp_path / "root")
+
+
+@pytest.fixture
+def fake_bin(tmp_path):
+    """rtcwake and pm-utils stand-ins that record their arguments and succeed, so that
+    libvirt's success path runs without touching this machine's clock or power state."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for name in ["rtcwake", "pm-suspend", "pm-hibernate", "pm-suspend-hybrid"]:
+        script = directory / name
+        script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/helpers.log"\n')
+        script.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def system_bus(tmp_path):
+    """Starts a private bus (a real dbus-daemon) and returns a function that puts a
+    stand-in logind with the given answers on it; gives the bus address."""
+    services = tmp_path / "services"
+    services.mkdir()
+    # libvirt requires logind to be activatable as well as running.
+    (services / "org.freedesktop.login1.service").write_text(
+        "[D-BUS Service]\nName=org.freedesktop.login1\nExec=/bin/false\n"
+    )
+    config = tmp_path / "bus.conf"
+    config.write_text(
+        f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path={tmp_path}/bus.socket</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>{services}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+    <allow user="*"/>
+  </policy>
+</busconfig>
+"""
+    )
+    daemon = subprocess.Popen(
+        ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "bus.log", "w"),
+        text=True,
+    )
+    address = daemon.stdout.readline().strip()
+    children = [daemon]
+
+    def start_logind(answers):
+        standin = subprocess.Popen(
+            ["/usr/bin/python3", str(HERE / "logind_standin.py"), json.dumps(answers), str(tmp_path / "logind.log")],
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        children.append(standin)
+        assert standin.stdout.readline().strip() == "ready"
+        return address
+
+    start_logind.address = address
+    yield start_logind
+    for child in reversed(children):
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def run(spec, env):
+    """Runs driver.py with SPEC in a fresh process with ENV added; returns its results."""
+    process = subprocess.run(
+        [sys.executable, str(HERE / "driver.py"), json.dumps(spec)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 0, process.stderr
+    return json.loads(process.stdout)

@@ -1,0 +1,95 @@
+"""Runs a list of node-suspend calls in this process and prints what each returned, as JSON.
+
+Each host state needs a process of its own: both libvirt and this library query the host
+once per process. Usage: driver.py SPEC, where SPEC is JSON:
+  {"library": PATH or null, "libvirt": "none" | "loaded" | "called", "calls": [...]}
+"none": libvirt is not in the process; "loaded": libvirt.so.0 is loaded (globally) and
+initialized, so this library raises its errors through it too; "called": the calls go to
+libvirt's own virNodeSuspend* instead of this library's.
+Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags].
+"""
+
+import ctypes
+import json
+import os
+import sys
+
+FIELDS = ["code", "domain", "message", "level", "str1", "str2", "str3", "int1", "int2"]
+
+
+class Error(ctypes.Structure):
+    """libvirt's virError, and this library's virNodeSuspendError (the same layout)."""
+
+    _fields_ = [
+        ("code", ctypes.c_int),
+        ("domain", ctypes.c_int),
+        ("message", ctypes.c_char_p),
+        ("level", ctypes.c_int),
+        ("conn", ctypes.c_void_p),
+        ("dom", ctypes.c_void_p),
+        ("str1", ctypes.c_char_p),
+        ("str2", ctypes.c_char_p),
+        ("str3", ctypes.c_char_p),
+        ("int1", ctypes.c_int),
+        ("int2", ctypes.c_int),
+        ("net", ctypes.c_void_p),
+    ]
+
+
+def error_fields(pointer):
+    if not pointer:
+        return None
+    error = pointer.contents
+    values = {name: getattr(error, name) for name in FIELDS}
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
+
+
+def declare(library, prefix):
+    suspend = getattr(library, prefix + "Suspend")
+    suspend.argtypes = [ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_uint]
+    suspend.restype = ctypes.c_int
+    mask = getattr(library, prefix + "SuspendGetTargetMask")
+    mask.argtypes = [ctypes.POINTER(ctypes.c_uint)]
+    mask.restype = ctypes.c_int
+    return suspend, mask
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    libvirt = None
+    if spec["libvirt"] != "none":
+        libvirt = ctypes.CDLL("libvirt.so.0", mode=os.RTLD_GLOBAL)
+        libvirt.virGetLastError.restype = ctypes.POINTER(Error)
+        assert libvirt.virInitialize() == 0
+    if spec["libvirt"] == "called":
+        suspend, mask = declare(libvirt, "virNode")
+        own_error = libvirt.virGetLastError
+    else:
+        ours = ctypes.CDLL(spec["library"])
+        suspend, mask = declare(ours, "virNode")
+        ours.virNodeSuspendGetLastError.restype = ctypes.POINTER(Error)
+        own_error = ours.virNodeSuspendGetLastError
+
+    results = []
+    for call in spec["calls"]:
+        if libvirt is not None:
+            # libvirt's public API resets the error on entry; its private functions don't.
+            libvirt.virResetLastError()
+        value = ctypes.c_uint(0xDEAD)
+        if call[0] == "mask":
+            ret = mask(ctypes.byref(value))
+        elif call[0] == "mask_null":
+            ret = mask(None)
+        else:
+            ret = suspend(*call[1:])
+        result = {"call": call, "ret": ret, "error": error_fields(own_error())}
+        if call[0] == "mask":
+            result["mask"] = value.value
+        if libvirt is not None:
+            result["libvirt_error"] = error_fields(libvirt.virGetLastError())
+        results.append(result)
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

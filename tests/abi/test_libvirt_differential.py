@@ -1,0 +1,121 @@
+"""Differential tests: the same calls against Debian's libvirt 9.0 (libvirt.so.0's private
+virNodeSuspend / virNodeSuspendGetTargetMask) and against this library, in the same host
+state. Return values, masks and every field of the error must be equal, both as this
+library reports them itself and as libvirt's virGetLastError() shows them when libvirt is
+in the process.
+
+libvirt 9.0 from Debian asks systemd-logind only; its host state is set with a stand-in
+logind on a private bus (or no bus at all), and ours with a fake root whose kernel files
+give the same answers. rtcwake and pm-utils are stand-ins on PATH, so libvirt's success
+path touches neither this machine's clock nor its power state.
+"""
+
+import pytest
+
+from conftest import NOW, run
+
+# In any host state: flags are checked first, then (after the capability query) the
+# target; for an unknown or unsupported target the duration is never looked at.
+CHECK_ORDER = [
+    ["mask"],
+    ["suspend", 0, 60, 1],
+    ["suspend", 0, 60, 0x80000000],
+    ["suspend", 9, 1, 0x10],
+    ["suspend", 3, 30, 0],
+    ["suspend", 0xFFFFFFFF, 0, 0],
+]
+
+UNSUPPORTED_EVERYTHING = CHECK_ORDER + [
+    ["suspend", 0, 60, 0],
+    ["suspend", 1, 60, 0],
+    ["suspend", 2, 60, 0],
+    ["suspend", 0, 30, 0],
+    ["mask"],
+]
+
+MEM_AND_DISK = CHECK_ORDER + [
+    ["suspend", 2, 60, 0],
+    ["suspend", 2, 10, 0],
+    ["suspend", 0, 59, 0],
+    ["suspend", 1, 0, 0],
+    ["suspend", 7, 59, 0],
+    ["suspend", 0, 60, 0],
+    # A request is now pending: "in progress" comes before the target and the duration,
+    # but after the flags.
+    ["suspend", 0, 60, 0],
+    ["suspend", 1, 60, 0],
+    ["suspend", 7, 1, 0],
+    ["suspend", 1, 60, 0x2],
+    ["mask"],
+]
+
+EVERYTHING = CHECK_ORDER + [
+    ["suspend", 2, 59, 0],
+    ["suspend", 2, 60, 0],
+    ["suspend", 0, 60, 0],
+]
+
+
+def compare(calls, libvirt_env, ours_env, library):
+    """Runs CALLS in three processes and checks that all agree with libvirt."""
+    expected = run({"library": None, "libvirt": "called", "calls": calls}, libvirt_env)
+    alone = run({"library": library, "libvirt": "none", "calls": calls}, ours_env)
+    beside = run({"library": library, "libvirt": "loaded", "calls": calls}, ours_env)
+    for want, got_alone, got_beside in zip(expected, alone, beside):
+        call = want["call"]
+        assert got_alone["ret"] == want["ret"], call
+        assert got_alone.get("mask") == want.get("mask"), call
+        assert got_alone["error"] == want["error"], call
+        assert got_beside["error"] == want["error"], call
+        assert got_beside["libvirt_error"] == want["error"], f"{call}: as libvirt sees ours"
+    return expected
+
+
+def test_no_backend_available(tmp_path, fake_root, fake_bin, library):
+    results = compare(
+        UNSUPPORTED_EVERYTHING,
+        {"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus", "PATH": str(fake_bin)},
+        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
+        library,
+    )
+    assert results[0]["mask"] == 0
+    assert results[1]["error"]["message"] == "unsupported flags (0x1) in function virNodeSuspend"
+
+
+def test_available_but_nothing_supported(system_bus, fake_root, fake_bin, library):
+    address = system_bus({"CanSuspend": "no", "CanHibernate": "na", "CanHybridSleep": "no"})
+    fake_root.host(states="")
+    compare(
+        UNSUPPORTED_EVERYTHING,
+        {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)},
+        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
+        library,
+    )
+
+
+def test_mem_and_disk_supported(tmp_path, system_bus, fake_root, fake_bin, library):
+    address = system_bus({"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"})
+    fake_root.host(states="freeze mem disk", disk_modes="[platform] shutdown reboot")
+    results = compare(
+        MEM_AND_DISK,
+        {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)},
+        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
+        library,
+    )
+    assert results[0]["mask"] == 0b011
+    assert [r["ret"] for r in results].count(0) == 3  # two masks and one request
+    # libvirt's success went through the rtcwake stand-in; ours armed the fake RTC.
+    assert (tmp_path / "helpers.log").read_text().startswith("rtcwake -m no -s 60")
+    assert fake_root.read("sys/class/rtc/rtc0/wakealarm") == str(NOW + 61)
+
+
+def test_everything_supported(system_bus, fake_root, fake_bin, library):
+    address = system_bus({"CanSuspend": "yes", "CanHibernate": "yes", "CanHybridSleep": "challenge"})
+    fake_root.host(disk_modes="[platform] shutdown reboot suspend")
+    results = compare(
+        EVERYTHING,
+        {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)},
+        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
+        library,
+    )
+    assert results[0]["mask"] == 0b111
