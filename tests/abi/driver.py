@@ -6,13 +6,16 @@ once per process. Usage: driver.py SPEC, where SPEC is JSON:
 "none": libvirt is not in the process; "loaded": libvirt.so.0 is loaded (globally) and
 initialized, so this library raises its errors through it too; "called": the calls go to
 libvirt's own virNodeSuspend* instead of this library's.
-Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags].
+Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags]; and steps between
+them: ["link", path under VIRNODESUSPEND_ROOT, target] replaces a kernel file by a symbolic
+link (to /dev/full, whose writes fail), ["sleep", seconds].
 """
 
 import ctypes
 import json
 import os
 import sys
+import time
 
 FIELDS = ["code", "domain", "message", "level", "str1", "str2", "str3", "int1", "int2"]
 
@@ -72,6 +75,14 @@ def main():
 
     results = []
     for call in spec["calls"]:
+        if call[0] == "link":
+            path = os.path.join(os.environ["VIRNODESUSPEND_ROOT"], call[1])
+            os.unlink(path)
+            os.symlink(call[2], path)
+            continue
+        if call[0] == "sleep":
+            time.sleep(call[1])
+            continue
         if libvirt is not None:
             # libvirt's public API resets the error on entry; its private functions don't.
             libvirt.virResetLastError()

@@ -119,3 +119,44 @@ def test_everything_supported(system_bus, fake_root, fake_bin, library):
         library,
     )
     assert results[0]["mask"] == 0b111
+
+
+def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, library):
+    """With libvirt in the process, errors are logged by libvirt under libvirt's function
+    names, and a suspend that fails after the call returned is logged as a warning
+    (libvirt 9.0 logs only "Failed to suspend the host"; ours says why)."""
+    fake_root.host()
+    log = tmp_path / "libvirt.log"
+    calls = [
+        ["mask"],
+        ["suspend", 0, 59, 0],
+        ["suspend", 7, 60, 0],
+        ["link", "sys/power/state", "/dev/full"],
+        ["suspend", 0, 60, 0],
+        ["sleep", 1],
+    ]
+    run(
+        {"library": library, "libvirt": "loaded", "calls": calls},
+        {
+            "VIRNODESUSPEND_ROOT": str(fake_root.path),
+            "VIRNODESUSPEND_DELAY": "0",
+            "LIBVIRT_LOG_OUTPUTS": f"1:file:{log}",
+        },
+    )
+    lines = log.read_text().splitlines()
+
+    def logged(level, function, message):
+        return any(f": {level} : {function}:" in l and l.endswith(f" : {message}") for l in lines)
+
+    assert logged(
+        "error",
+        "virNodeSuspendSetNodeWakeup",
+        "invalid argument: Suspend duration is too short, must be at least 60 seconds",
+    ), lines
+    assert logged("error", "virNodeSuspend", "invalid argument: Invalid suspend target"), lines
+    state = fake_root.path / "sys/power/state"
+    assert logged(
+        "warning",
+        "virNodeSuspendHelper",
+        f"Failed to suspend the host: Unable to write 'mem' to '{state}': No space left on device",
+    ), lines
