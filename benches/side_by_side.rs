@@ -1,1 +1,250 @@
-fn main() {}
+//! This library and Debian's libvirt 9.0 (`libvirt.so.0`'s private virNodeSuspend*), side by
+//! side in one run, each called through a function pointer from `dlopen`.
+//!
+//! `cargo bench --bench side_by_side`. Needs libvirt0, dbus-daemon and python3-dbus (libvirt
+//! 9.0 answers through logind only: a stand-in on a private bus says "mem" is supported).
+//! Neither library touches this machine: ours works on a fake root, and libvirt's rtcwake
+//! and pm-suspend are `/bin/true` on PATH.
+
+use std::ffi::{c_int, c_uint, c_ulonglong, c_void, CStr};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+use std::{env, fs, hint, thread};
+
+type Suspend = unsafe extern "C" fn(c_uint, c_ulonglong, c_uint) -> c_int;
+type GetTargetMask = unsafe extern "C" fn(*mut c_uint) -> c_int;
+
+#[derive(Clone, Copy)]
+struct Api {
+    suspend: Suspend,
+    mask: GetTargetMask,
+}
+
+const CHILD_FLAG: &str = "--libvirt-suspend-once";
+
+fn open(library: &Path) -> Api {
+    let path = std::ffi::CString::new(library.to_str().unwrap()).unwrap();
+    // SAFETY: dlopen with a NUL-terminated path; the handle is never closed.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(
+        !handle.is_null(),
+        "cannot load {} (run scripts/bench)",
+        library.display()
+    );
+    let symbol = |name: &CStr| {
+        // SAFETY: dlsym on a live handle with a NUL-terminated name.
+        let address = unsafe { libc::dlsym(handle, name.as_ptr()) };
+        assert!(
+            !address.is_null(),
+            "{name:?} missing from {}",
+            library.display()
+        );
+        address
+    };
+    if library.ends_with("libvirt.so.0") {
+        // SAFETY: virInitialize is `int virInitialize(void)`.
+        let initialize: unsafe extern "C" fn() -> c_int =
+            unsafe { std::mem::transmute(symbol(c"virInitialize")) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { initialize() }, 0);
+    }
+    // SAFETY: both symbols have the C signatures of Suspend and GetTargetMask.
+    unsafe {
+        Api {
+            suspend: std::mem::transmute::<*mut c_void, Suspend>(symbol(c"virNodeSuspend")),
+            mask: std::mem::transmute::<*mut c_void, GetTargetMask>(symbol(
+                c"virNodeSuspendGetTargetMask",
+            )),
+        }
+    }
+}
+
+fn mask(api: Api) -> (c_int, c_uint) {
+    let mut value = 0;
+    // SAFETY: a valid pointer to an unsigned int.
+    let ret = unsafe { (api.mask)(&mut value) };
+    (ret, value)
+}
+
+fn suspend_mem_60(api: Api) -> c_int {
+    // SAFETY: plain integer arguments.
+    unsafe { (api.suspend)(0, 60, 0) }
+}
+
+/// Nanoseconds per cached `virNodeSuspendGetTargetMask` call, each of `threads` threads
+/// calling it `calls` times at once; the median of five rounds.
+fn cached_mask_ns(api: Api, threads: usize, calls: u32) -> f64 {
+    let mut rounds: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Barrier::new(threads);
+            let per_thread: Vec<Duration> = thread::scope(|s| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            let began = Instant::now();
+                            for _ in 0..calls {
+                                let mut value = 0;
+                                // SAFETY: a valid pointer to an unsigned int.
+                                hint::black_box(unsafe { (api.mask)(hint::black_box(&mut value)) });
+                            }
+                            began.elapsed()
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap()).collect()
+            });
+            per_thread.iter().map(Duration::as_secs_f64).sum::<f64>() / threads as f64 * 1e9
+                / f64::from(calls)
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[2]
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// Our `virNodeSuspend` on the kernel backend, with no delay: each accepted call, timed.
+fn our_suspend_latency(api: Api, requests: usize) -> Vec<Duration> {
+    let mut accepted = Vec::with_capacity(requests);
+    while accepted.len() < requests {
+        let began = Instant::now();
+        if suspend_mem_60(api) == 0 {
+            accepted.push(began.elapsed());
+        }
+        // Until the worker has finished the previous request, the next is refused.
+        thread::sleep(Duration::from_millis(1));
+    }
+    accepted
+}
+
+/// libvirt's `virNodeSuspend` succeeds once per process (its worker waits 10 s before it
+/// lets the next one in), so each sample is a child process of its own.
+fn libvirt_suspend_latency(samples: usize) -> Vec<Duration> {
+    (0..samples)
+        .map(|_| {
+            let out = Command::new(env::current_exe().unwrap())
+                .arg(CHILD_FLAG)
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            Duration::from_nanos(
+                text.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("child said {text:?}")),
+            )
+        })
+        .collect()
+}
+
+fn write(path: PathBuf, content: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+fn main() {
+    let libvirt_path = Path::new("libvirt.so.0");
+    if env::args().any(|a| a == CHILD_FLAG) {
+        let libvirt = open(libvirt_path);
+        mask(libvirt);
+        let began = Instant::now();
+        assert_eq!(suspend_mem_60(libvirt), 0, "libvirt refused the request");
+        println!("{}", began.elapsed().as_nanos());
+        return;
+    }
+
+    let profile = env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let scratch = env::temp_dir().join(format!("virnodesuspend-bench-{}", std::process::id()));
+    let root = scratch.join("root");
+    write(root.join("sys/power/state"), "freeze mem disk");
+    write(
+        root.join("proc/swaps"),
+        "Filename Type Size Used Priority\n/dev/vda2 partition 1048572 0 -2\n",
+    );
+    write(root.join("sys/class/rtc/rtc0/since_epoch"), "1800000000\n");
+    write(root.join("sys/class/rtc/rtc0/wakealarm"), "");
+    let bin = scratch.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for helper in ["rtcwake", "pm-suspend"] {
+        std::os::unix::fs::symlink("/bin/true", bin.join(helper)).unwrap();
+    }
+
+    let answers = r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#;
+    let mut bus = Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi/private_bus.py"))
+        .arg(scratch.join("bus"))
+        .arg(answers)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-dbus");
+    let mut address = String::new();
+    BufReader::new(bus.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    env::set_var("DBUS_SYSTEM_BUS_ADDRESS", address.trim());
+    env::set_var("PATH", &bin);
+    env::set_var("VIRNODESUSPEND_ROOT", &root);
+    env::set_var("VIRNODESUSPEND_DELAY", "0");
+
+    let ours = open(&profile.join("libvirnodesuspend.so"));
+    let libvirt = open(libvirt_path);
+
+    println!("virNodeSuspendGetTargetMask, first call (capability query):");
+    for (name, api, backend) in [
+        ("virnodesuspend", ours, "kernel"),
+        ("libvirt 9.0", libvirt, "logind"),
+    ] {
+        let began = Instant::now();
+        let (ret, value) = mask(api);
+        assert_eq!((ret, value), (0, 0b011), "{name}");
+        println!(
+            "  {name:<15} {:>10.1} us  ({backend})",
+            began.elapsed().as_secs_f64() * 1e6
+        );
+    }
+
+    println!("virNodeSuspendGetTargetMask, cached, ns per call (median of 5 rounds):");
+    for (name, api, calls) in [
+        ("virnodesuspend", ours, 50_000_000),
+        ("libvirt 9.0", libvirt, 5_000_000),
+    ] {
+        let one = cached_mask_ns(api, 1, calls);
+        let two = cached_mask_ns(api, 2, calls);
+        println!("  {name:<15} 1 thread {one:>7.2}   2 threads {two:>7.2} each");
+    }
+
+    println!("virNodeSuspend(mem, 60) accepted, time to return:");
+    let our = our_suspend_latency(ours, 200);
+    let theirs = libvirt_suspend_latency(9);
+    for (name, samples) in [("virnodesuspend", our), ("libvirt 9.0", theirs)] {
+        let n = samples.len();
+        let (low, high) = (
+            *samples.iter().min().unwrap(),
+            *samples.iter().max().unwrap(),
+        );
+        let mid = median(samples);
+        println!(
+            "  {name:<15} median {:>8.1} us  min {:>8.1}  max {:>8.1}  ({n} requests)",
+            mid.as_secs_f64() * 1e6,
+            low.as_secs_f64() * 1e6,
+            high.as_secs_f64() * 1e6
+        );
+    }
+
+    drop(bus.stdin.take());
+    bus.wait().unwrap();
+    fs::remove_dir_all(&scratch).unwrap();
+}

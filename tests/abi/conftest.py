@@ -2,13 +2,15 @@
 libvirt, and a private system bus with a stand-in logind."""
 
 import json
+
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from private_bus import PrivateBus
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -70,56 +72,16 @@ def fake_bin(tmp_path):
 
 @pytest.fixture
 def system_bus(tmp_path):
-    """Starts a private bus (a real dbus-daemon) and returns a function that puts a
-    stand-in logind with the given answers on it; gives the bus address."""
-    services = tmp_path / "services"
-    services.mkdir()
-    # libvirt requires logind to be activatable as well as running.
-    (services / "org.freedesktop.login1.service").write_text(
-        "[D-BUS Service]\nName=org.freedesktop.login1\nExec=/bin/false\n"
-    )
-    config = tmp_path / "bus.conf"
-    config.write_text(
-        f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <listen>unix:path={tmp_path}/bus.socket</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>{services}</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-    <allow user="*"/>
-  </policy>
-</busconfig>
-"""
-    )
-    daemon = subprocess.Popen(
-        ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-        stdout=subprocess.PIPE,
-        stderr=open(tmp_path / "bus.log", "w"),
-        text=True,
-    )
-    address = daemon.stdout.readline().strip()
-    children = [daemon]
+    """A private bus; calling it puts a stand-in logind with the given answers on the bus
+    and returns the bus address."""
+    bus = PrivateBus(tmp_path)
 
     def start_logind(answers):
-        standin = subprocess.Popen(
-            ["/usr/bin/python3", str(HERE / "logind_standin.py"), json.dumps(answers), str(tmp_path / "logind.log")],
-            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        children.append(standin)
-        assert standin.stdout.readline().strip() == "ready"
-        return address
+        bus.start_logind(answers)
+        return bus.address
 
-    start_logind.address = address
     yield start_logind
-    for child in reversed(children):
-        child.terminate()
-        child.wait(timeout=10)
+    bus.stop()
 
 
 def run(spec, env):

@@ -1,0 +1,86 @@
+"""A private system bus (a real dbus-daemon) with a stand-in logind on it.
+
+As a module: start(directory, answers) -> PrivateBus. As a program (for the benchmark):
+private_bus.py DIRECTORY ANSWERS_JSON prints the bus address, then keeps both running
+until its standard input closes.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path={directory}/bus.socket</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>{directory}/services</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+    <allow user="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+class PrivateBus:
+    def __init__(self, directory):
+        self.directory = pathlib.Path(directory)
+        services = self.directory / "services"
+        services.mkdir(parents=True, exist_ok=True)
+        # libvirt requires logind to be activatable as well as running.
+        (services / "org.freedesktop.login1.service").write_text(
+            "[D-BUS Service]\nName=org.freedesktop.login1\nExec=/bin/false\n"
+        )
+        config = self.directory / "bus.conf"
+        config.write_text(CONFIG.format(directory=self.directory))
+        self.daemon = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+            stdout=subprocess.PIPE,
+            stderr=open(self.directory / "bus.log", "w"),
+            text=True,
+        )
+        self.address = self.daemon.stdout.readline().strip()
+        self.children = [self.daemon]
+
+    def start_logind(self, answers):
+        """Puts a stand-in logind with the given Can* answers on the bus; its calls are
+        recorded in logind.log."""
+        standin = subprocess.Popen(
+            [
+                "/usr/bin/python3",
+                str(HERE / "logind_standin.py"),
+                json.dumps(answers),
+                str(self.directory / "logind.log"),
+            ],
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.address},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.children.append(standin)
+        assert standin.stdout.readline().strip() == "ready"
+
+    def stop(self):
+        for child in reversed(self.children):
+            child.terminate()
+            child.wait(timeout=10)
+
+
+def main():
+    bus = PrivateBus(sys.argv[1])
+    try:
+        bus.start_logind(json.loads(sys.argv[2]))
+        print(bus.address, flush=True)
+        sys.stdin.read()
+    finally:
+        bus.stop()
+
+
+if __name__ == "__main__":
+    main()
