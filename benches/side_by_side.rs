@@ -62,6 +62,17 @@ fn open(library: &Path) -> Api {
     }
 }
 
+/// The floor: a function that does nothing, called the same way.
+extern "C" fn empty_mask(bitmask: *mut c_uint) -> c_int {
+    // SAFETY: the benchmark passes a valid pointer.
+    unsafe { bitmask.write_volatile(0) };
+    0
+}
+
+extern "C" fn empty_suspend(_: c_uint, _: c_ulonglong, _: c_uint) -> c_int {
+    0
+}
+
 fn mask(api: Api) -> (c_int, c_uint) {
     let mut value = 0;
     // SAFETY: a valid pointer to an unsigned int.
@@ -217,9 +228,14 @@ fn main() {
     }
 
     println!("virNodeSuspendGetTargetMask, cached, ns per call (median of 5 rounds):");
+    let floor = Api {
+        suspend: empty_suspend,
+        mask: empty_mask,
+    };
     for (name, api, calls) in [
         ("virnodesuspend", ours, 50_000_000),
         ("libvirt 9.0", libvirt, 5_000_000),
+        ("empty function", floor, 50_000_000),
     ] {
         let one = cached_mask_ns(api, 1, calls);
         let two = cached_mask_ns(api, 2, calls);

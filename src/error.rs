@@ -47,9 +47,14 @@ impl ErrorCode {
     }
 }
 
-/// One error, with every field libvirt's `virError` carries for it.
+/// One error. Boxed, so that a `Result` is a pointer wide and the lock-free fast paths
+/// carry no error-sized frames; the constructors are `#[cold]` for the same reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<ErrorFields>);
+
+/// Every field libvirt's `virError` carries for an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorFields {
     pub code: ErrorCode,
     pub message: String,
     pub str1: String,
@@ -66,6 +71,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// As `virReportError(code, "%s", info)`.
+    #[cold]
     #[track_caller]
     pub fn new(code: ErrorCode, function: &'static str, info: impl Into<String>) -> Error {
         let info = info.into();
@@ -81,6 +87,7 @@ impl Error {
     }
 
     /// As `virReportSystemError(errno, "%s", info)`: the C library's text for errno is appended.
+    #[cold]
     #[track_caller]
     pub fn system(function: &'static str, err: &io::Error, info: impl fmt::Display) -> Error {
         let errno = err.raw_os_error().unwrap_or(libc::EIO);
@@ -96,6 +103,7 @@ impl Error {
     }
 
     /// As `virCheckFlags(0, -1)` in `function`.
+    #[cold]
     #[track_caller]
     pub fn unsupported_flags(function: &'static str, flags: u32) -> Error {
         let message = format!("unsupported flags (0x{flags:x}) in function {function}");
@@ -103,12 +111,14 @@ impl Error {
     }
 
     /// As `virCheckNonNullArgReturn(argument, -1)` in `function`.
+    #[cold]
     #[track_caller]
     pub fn null_argument(function: &'static str, argument: &'static str) -> Error {
         let message = format!("{argument} in {function} must not be NULL");
         Error::invalid_argument_unprefixed(function, argument, message)
     }
 
+    #[cold]
     #[track_caller]
     fn invalid_argument_unprefixed(
         function: &'static str,
@@ -125,6 +135,7 @@ impl Error {
         )
     }
 
+    #[cold]
     #[track_caller]
     fn raw(
         code: ErrorCode,
@@ -135,7 +146,7 @@ impl Error {
         (int1, int2): (i32, i32),
     ) -> Error {
         let caller = Location::caller();
-        Error {
+        Error(Box::new(ErrorFields {
             code,
             message,
             str1,
@@ -145,7 +156,15 @@ impl Error {
             function,
             file: caller.file(),
             line: caller.line(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for Error {
+    type Target = ErrorFields;
+
+    fn deref(&self) -> &ErrorFields {
+        &self.0
     }
 }
 

@@ -146,9 +146,24 @@ impl NodeSuspend {
     /// The capability answers: queried once, kept only when the query succeeded (a failed
     /// query is tried again on the next call), then read without a lock.
     pub fn capabilities(&self) -> Result<&Capabilities> {
+        match self.inner.capabilities.get() {
+            Some(capabilities) => Ok(capabilities),
+            None => self.query_capabilities(),
+        }
+    }
+
+    /// Out of line, so that the cached path stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn query_capabilities(&self) -> Result<&Capabilities> {
         self.inner
             .capabilities
             .get_or_try_init(|| Capabilities::query(&self.inner.backends))
+    }
+
+    /// The mask, if the capability query has already succeeded.
+    pub fn cached_target_mask(&self) -> Option<u32> {
+        self.inner.capabilities.get().map(|c| c.mask)
     }
 
     pub fn target_mask(&self) -> Result<u32> {
