@@ -301,7 +301,7 @@ mod tests {
 
     fn error(node: &NodeSuspend, target: u32, duration: u64, flags: u32) -> (ErrorCode, String) {
         let e = node.suspend(target, duration, flags).unwrap_err();
-        (e.code, e.message)
+        (e.code, e.message.clone())
     }
 
     #[test]
