@@ -8,13 +8,17 @@
 //!   Suspending ──the backend returned (host back, or failed), alarm disarmed──▶ Idle
 //! ```
 //!
-//! Only `Idle` accepts a request. A request is `Pending` before its worker thread exists, so
-//! a worker with no delay cannot finish before the request is marked; and every way out of
+//! Only `Idle` accepts a request. A request is `Pending` before the worker can see it, so a
+//! worker with no delay cannot finish before the request is marked; and every way out of
 //! `Suspending` disarms the alarm and records the outcome, so no request leaves a stray
 //! alarm or a stuck "in progress".
+//!
+//! One worker thread carries requests out. It starts with the first accepted request (not
+//! one per request: creating a thread was most of the cost of `virNodeSuspend`), sleeps on
+//! a condition variable in between, and ends when the last handle to the node is dropped.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use once_cell::sync::OnceCell;
@@ -96,9 +100,22 @@ pub struct Outcome {
     pub result: Result<()>,
 }
 
+/// An accepted request, handed to the worker.
+struct Job {
+    target: Target,
+    /// Index in `Inner::backends` of the backend that answered for the target.
+    backend: usize,
+    /// The clock whose alarm was armed for this request.
+    rtc: Rtc,
+}
+
 struct Requests {
     state: Request,
+    job: Option<Job>,
     last_outcome: Option<Outcome>,
+    worker_started: bool,
+    /// Set when the last handle is dropped: the worker ends once it has nothing to do.
+    closing: bool,
 }
 
 struct Inner {
@@ -106,6 +123,7 @@ struct Inner {
     backends: Vec<Box<dyn Backend>>,
     capabilities: OnceCell<Capabilities>,
     requests: Mutex<Requests>,
+    job_posted: Condvar,
 }
 
 impl Inner {
@@ -120,6 +138,17 @@ impl Inner {
 #[derive(Clone)]
 pub struct NodeSuspend {
     inner: Arc<Inner>,
+    _handle: Arc<Handle>,
+}
+
+/// Shared by all clones of one [`NodeSuspend`]; dropped with the last, it lets the worker end.
+struct Handle(Arc<Inner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.requests().closing = true;
+        self.0.job_posted.notify_one();
+    }
 }
 
 impl NodeSuspend {
@@ -130,16 +159,22 @@ impl NodeSuspend {
     }
 
     pub fn with_backends(config: Config, backends: Vec<Box<dyn Backend>>) -> NodeSuspend {
-        NodeSuspend {
-            inner: Arc::new(Inner {
-                config,
-                backends,
-                capabilities: OnceCell::new(),
-                requests: Mutex::new(Requests {
-                    state: Request::Idle,
-                    last_outcome: None,
-                }),
+        let inner = Arc::new(Inner {
+            config,
+            backends,
+            capabilities: OnceCell::new(),
+            requests: Mutex::new(Requests {
+                state: Request::Idle,
+                job: None,
+                last_outcome: None,
+                worker_started: false,
+                closing: false,
             }),
+            job_posted: Condvar::new(),
+        });
+        NodeSuspend {
+            _handle: Arc::new(Handle(Arc::clone(&inner))),
+            inner,
         }
     }
 
@@ -216,33 +251,67 @@ impl NodeSuspend {
         rtc.arm(rtc.wake_time(duration)?, duration)?;
 
         requests.state = Request::Pending(target);
-        let inner = Arc::clone(&self.inner);
-        let worker = thread::Builder::new()
-            .name("node-suspend".to_owned())
-            .spawn(move || carry_out(&inner, target, backend, &rtc));
-        if worker.is_err() {
-            requests.state = Request::Idle;
-            // The spawn failure is what the caller needs to hear about; the alarm left
-            // behind would only wake a host that is already awake.
-            let _ = Rtc::find(&self.inner.config.root).and_then(|rtc| rtc.disarm());
-            return Err(Error::new(
-                ErrorCode::InternalError,
-                SUSPEND,
-                "Failed to create thread to suspend the host",
-            ));
+        requests.job = Some(Job {
+            target,
+            backend,
+            rtc,
+        });
+        if !requests.worker_started {
+            let inner = Arc::clone(&self.inner);
+            let spawned = thread::Builder::new()
+                .name("node-suspend".to_owned())
+                .spawn(move || work(&inner));
+            if spawned.is_err() {
+                requests.state = Request::Idle;
+                if let Some(job) = requests.job.take() {
+                    // The spawn failure is what the caller needs to hear about; the alarm
+                    // would only wake a host that is already awake.
+                    let _ = job.rtc.disarm();
+                }
+                return Err(Error::new(
+                    ErrorCode::InternalError,
+                    SUSPEND,
+                    "Failed to create thread to suspend the host",
+                ));
+            }
+            requests.worker_started = true;
         }
+        drop(requests);
+        self.inner.job_posted.notify_one();
         Ok(())
     }
 }
 
-/// The worker: waits the delay, suspends through the backend that answered, and brings
-/// the request back to `Idle` with its outcome, whatever happened.
-fn carry_out(inner: &Inner, target: Target, backend: usize, rtc: &Rtc) {
-    thread::sleep(inner.config.delay);
-    inner.requests().state = Request::Suspending(target);
+/// The worker: carries out each request posted, until the node is dropped.
+fn work(inner: &Inner) {
+    loop {
+        let job = {
+            let mut requests = inner.requests();
+            loop {
+                if let Some(job) = requests.job.take() {
+                    break job;
+                }
+                if requests.closing {
+                    return;
+                }
+                requests = inner
+                    .job_posted
+                    .wait(requests)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        carry_out(inner, job);
+    }
+}
 
-    let backend = &inner.backends[backend];
-    let suspended = panic::catch_unwind(AssertUnwindSafe(|| backend.suspend(target)))
+/// Waits the delay, suspends through the backend that answered, and brings the request
+/// back to `Idle` with its outcome, whatever happened.
+fn carry_out(inner: &Inner, job: Job) {
+    thread::sleep(inner.config.delay);
+    inner.requests().state = Request::Suspending(job.target);
+
+    let backend = &inner.backends[job.backend];
+    let suspended = panic::catch_unwind(AssertUnwindSafe(|| backend.suspend(job.target)))
         .unwrap_or_else(|_| {
             Err(Error::new(
                 ErrorCode::InternalError,
@@ -252,7 +321,7 @@ fn carry_out(inner: &Inner, target: Target, backend: usize, rtc: &Rtc) {
         });
     // Disarmed whether the host slept or not: after a failure the alarm would wake a host
     // that never slept, and after an early wake-up it is still pending.
-    let result = suspended.and(rtc.disarm());
+    let result = suspended.and(job.rtc.disarm());
     if let Err(error) = &result {
         libvirt::warn(&format!("Failed to suspend the host: {error}"));
     }
@@ -260,7 +329,7 @@ fn carry_out(inner: &Inner, target: Target, backend: usize, rtc: &Rtc) {
     let mut requests = inner.requests();
     requests.state = Request::Idle;
     requests.last_outcome = Some(Outcome {
-        target,
+        target: job.target,
         backend: backend.name(),
         result,
     });
