@@ -664,4 +664,63 @@ mod tests {
         node.suspend(0, 60, 0).unwrap();
         assert_eq!(wait_idle(&node).backend, "kernel");
     }
+
+    /// Blocks in `suspend` until the test lets it return, as a host that is asleep.
+    struct Sleeping(Mutex<std::sync::mpsc::Receiver<()>>);
+    impl Backend for Sleeping {
+        fn name(&self) -> &'static str {
+            "sleeping"
+        }
+        fn probe(&self, _: Target) -> Result<Support> {
+            Ok(Support::Yes)
+        }
+        fn suspend(&self, _: Target) -> Result<()> {
+            self.0.lock().unwrap().recv().unwrap();
+            Ok(())
+        }
+    }
+
+    fn sleeping_node(root: &FakeRoot) -> (NodeSuspend, std::sync::mpsc::Sender<()>) {
+        let (wake, asleep) = std::sync::mpsc::channel();
+        let node = NodeSuspend::with_backends(
+            Config {
+                root: root.path().to_owned(),
+                delay: Duration::ZERO,
+            },
+            vec![Box::new(Sleeping(Mutex::new(asleep)))],
+        );
+        (node, wake)
+    }
+
+    #[test]
+    fn with_no_delay_the_request_is_in_progress_until_the_host_is_back() {
+        let root = host();
+        let (node, wake) = sleeping_node(&root);
+        node.suspend(0, 60, 0).unwrap();
+        assert_ne!(node.request_state(), Request::Idle);
+        assert_eq!(error(&node, 0, 60, 0).0, ErrorCode::OperationInvalid);
+        wake.send(()).unwrap();
+        assert_eq!(wait_idle(&node).result, Ok(()));
+        node.suspend(0, 60, 0).unwrap();
+        wake.send(()).unwrap();
+        wait_idle(&node);
+    }
+
+    #[test]
+    fn worker_ends_when_the_last_handle_is_dropped() {
+        let root = host();
+        let node = node(&root, 0);
+        node.suspend(0, 60, 0).unwrap();
+        wait_idle(&node);
+        let inner = Arc::downgrade(&node.inner);
+        let clone = node.clone();
+        drop(node);
+        assert!(inner.upgrade().is_some(), "a clone still holds the node");
+        drop(clone);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while inner.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the worker still holds the node");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
