@@ -284,3 +284,52 @@ pub extern "C" fn virNodeSuspendGetLastErrorMessage() -> *const c_char {
 pub extern "C" fn virNodeSuspendResetLastError() {
     boundary(|_| (), reset_last_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> Option<(c_int, String, String, String)> {
+        with_last_error(|e| {
+            e.map(|e| {
+                // SAFETY: the stored strings are live, NUL-terminated C strings.
+                let text =
+                    |p: *mut c_char| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
+                (
+                    e.view.code,
+                    text(e.view.message),
+                    text(e.view.str1),
+                    text(e.view.str2),
+                )
+            })
+        })
+    }
+
+    #[test]
+    fn panic_in_an_api_call_becomes_an_internal_error() {
+        let ret = api_call("virNodeSuspend", || panic!("injected"));
+        assert_eq!(ret, -1);
+        let (code, message, str1, str2) = last_error().unwrap();
+        assert_eq!(code, 1);
+        assert_eq!(
+            message,
+            "internal error: unexpected failure in virNodeSuspend: injected"
+        );
+        assert_eq!(
+            (str1.as_str(), str2.as_str()),
+            (
+                "internal error: %s",
+                "unexpected failure in virNodeSuspend: injected"
+            )
+        );
+    }
+
+    #[test]
+    fn successful_call_resets_the_error_and_the_count_of_holders() {
+        assert_eq!(api_call("f", || Err(Error::unsupported_flags("f", 1))), -1);
+        assert!(THREADS_HOLDING_AN_ERROR.load(Ordering::Relaxed) >= 1);
+        assert!(last_error().is_some());
+        assert_eq!(api_call("f", || Ok(())), 0);
+        assert!(last_error().is_none());
+    }
+}
