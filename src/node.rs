@@ -359,6 +359,15 @@ mod tests {
         })
     }
 
+    /// A node on `root`, with no delay, asking `backends` in this order.
+    fn node_with(root: &FakeRoot, backends: Vec<Box<dyn Backend>>) -> NodeSuspend {
+        let config = Config {
+            root: root.path().to_owned(),
+            delay: Duration::ZERO,
+        };
+        NodeSuspend::with_backends(config, backends)
+    }
+
     fn wait_idle(node: &NodeSuspend) -> Outcome {
         let deadline = Instant::now() + Duration::from_secs(30);
         while node.request_state() != Request::Idle {
@@ -623,13 +632,7 @@ mod tests {
     #[test]
     fn panicking_backend_is_a_recorded_failure() {
         let root = host();
-        let node = NodeSuspend::with_backends(
-            Config {
-                root: root.path().to_owned(),
-                delay: Duration::ZERO,
-            },
-            vec![Box::new(Panicking)],
-        );
+        let node = node_with(&root, vec![Box::new(Panicking)]);
         node.suspend(0, 60, 0).unwrap();
         let outcome = wait_idle(&node);
         assert_eq!(outcome.result.unwrap_err().code, ErrorCode::InternalError);
@@ -652,11 +655,8 @@ mod tests {
     #[test]
     fn first_available_backend_answers_and_suspends() {
         let root = host();
-        let node = NodeSuspend::with_backends(
-            Config {
-                root: root.path().to_owned(),
-                delay: Duration::ZERO,
-            },
+        let node = node_with(
+            &root,
             vec![Box::new(Unavailable), Box::new(Kernel::new(root.path()))],
         );
         let caps = node.capabilities().unwrap();
@@ -682,14 +682,10 @@ mod tests {
 
     fn sleeping_node(root: &FakeRoot) -> (NodeSuspend, std::sync::mpsc::Sender<()>) {
         let (wake, asleep) = std::sync::mpsc::channel();
-        let node = NodeSuspend::with_backends(
-            Config {
-                root: root.path().to_owned(),
-                delay: Duration::ZERO,
-            },
-            vec![Box::new(Sleeping(Mutex::new(asleep)))],
-        );
-        (node, wake)
+        (
+            node_with(root, vec![Box::new(Sleeping(Mutex::new(asleep)))]),
+            wake,
+        )
     }
 
     #[test]

@@ -92,32 +92,32 @@ fn header_compiles_alone_as_c99() {
     );
 }
 
-fn libvirt_headers_installed() -> bool {
-    Path::new("/usr/include/libvirt/libvirt.h").exists()
+/// Compiles the header together with libvirt's, `ours_first` or not.
+fn compile_beside_libvirt(ours_first: bool, name: &str) {
+    assert!(
+        Path::new("/usr/include/libvirt/libvirt.h").exists(),
+        "libvirt-dev is needed for this test"
+    );
+    let (first, second) = ("<virnodesuspend.h>", "<libvirt/libvirt.h>");
+    let (first, second) = if ours_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let source = format!(
+        "#include {first}\n#include {second}\n{USES_THE_API}\nint conn(void);\nint conn(void) {{ return virConnectOpen(0) != 0; }}\n"
+    );
+    compile("cc", &["-std=c99"], name, &source);
 }
 
 #[test]
 fn header_compiles_after_libvirt_header() {
-    assert!(
-        libvirt_headers_installed(),
-        "libvirt-dev is needed for this test"
-    );
-    let source = format!(
-        "#include <libvirt/libvirt.h>\n#include <virnodesuspend.h>\n{USES_THE_API}\nint conn(void);\nint conn(void) {{ return virConnectOpen(0) != 0; }}\n"
-    );
-    compile("cc", &["-std=c99"], "libvirt-first.c", &source);
+    compile_beside_libvirt(false, "libvirt-first.c");
 }
 
 #[test]
 fn header_compiles_before_libvirt_header() {
-    assert!(
-        libvirt_headers_installed(),
-        "libvirt-dev is needed for this test"
-    );
-    let source = format!(
-        "#include <virnodesuspend.h>\n#include <libvirt/libvirt.h>\n{USES_THE_API}\nint conn(void);\nint conn(void) {{ return virConnectOpen(0) != 0; }}\n"
-    );
-    compile("cc", &["-std=c99"], "libvirt-second.c", &source);
+    compile_beside_libvirt(true, "libvirt-second.c");
 }
 
 #[test]
