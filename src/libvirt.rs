@@ -72,6 +72,21 @@ fn lookup(symbol: &CStr) -> Option<*mut c_void> {
     (!address.is_null()).then_some(address)
 }
 
+/// `symbol` from libvirt, once libvirt is initialized. libvirt 9.0's error and log
+/// functions need `virInitialize` first (its thread-local error key is created there: an
+/// error raised before it corrupts the heap); every libvirt API call runs it first, and it
+/// does its work only once, so this does the same.
+fn initialized_libvirt(symbol: &CStr) -> Option<*mut c_void> {
+    let initialize = lookup(c"virInitialize")?;
+    // SAFETY: the symbol is libvirt's public `int virInitialize(void)`.
+    let initialize: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(initialize) };
+    // SAFETY: as above; it is thread-safe and idempotent.
+    if unsafe { initialize() } < 0 {
+        return None;
+    }
+    lookup(symbol)
+}
+
 /// A Rust string as C text (NUL bytes, which C strings cannot hold, are dropped).
 pub fn c_text(text: &str) -> CString {
     CString::new(text.replace('\0', "")).expect("NUL bytes were removed")
@@ -79,7 +94,7 @@ pub fn c_text(text: &str) -> CString {
 
 /// Raises `error` through libvirt, if libvirt is in the process.
 pub fn raise(error: &Error) {
-    let Some(address) = lookup(c"virRaiseErrorFull") else {
+    let Some(address) = initialized_libvirt(c"virRaiseErrorFull") else {
         return;
     };
     // SAFETY: the symbol is libvirt's virRaiseErrorFull, whose C signature RaiseErrorFull
@@ -118,7 +133,7 @@ pub fn raise(error: &Error) {
 /// `VIR_WARN("Failed to suspend the host")`).
 #[track_caller]
 pub fn warn(text: &str) {
-    let Some(address) = lookup(c"virLogMessage") else {
+    let Some(address) = initialized_libvirt(c"virLogMessage") else {
         return;
     };
     // SAFETY: the symbol is libvirt's virLogMessage, whose C signature LogMessage spells out.

@@ -2,10 +2,11 @@
 
 Each host state needs a process of its own: both libvirt and this library query the host
 once per process. Usage: driver.py SPEC, where SPEC is JSON:
-  {"library": PATH or null, "libvirt": "none" | "loaded" | "called", "calls": [...]}
+  {"library": PATH or null, "libvirt": "none" | "loaded" | "uninitialized" | "called", "calls": [...]}
 "none": libvirt is not in the process; "loaded": libvirt.so.0 is loaded (globally) and
-initialized, so this library raises its errors through it too; "called": the calls go to
-libvirt's own virNodeSuspend* instead of this library's.
+initialized, so this library raises its errors through it too; "uninitialized": loaded,
+but nothing has called virInitialize yet; "called": the calls go to libvirt's own
+virNodeSuspend* instead of this library's.
 Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags]; and steps between
 them: ["link", path under VIRNODESUSPEND_ROOT, target] replaces a kernel file by a symbolic
 link (to /dev/full, whose writes fail), ["sleep", seconds].
@@ -63,7 +64,8 @@ def main():
     if spec["libvirt"] != "none":
         libvirt = ctypes.CDLL("libvirt.so.0", mode=os.RTLD_GLOBAL)
         libvirt.virGetLastError.restype = ctypes.POINTER(Error)
-        assert libvirt.virInitialize() == 0
+        if spec["libvirt"] != "uninitialized":
+            assert libvirt.virInitialize() == 0
     if spec["libvirt"] == "called":
         suspend, mask = declare(libvirt, "virNode")
         own_error = libvirt.virGetLastError
@@ -83,7 +85,7 @@ def main():
         if call[0] == "sleep":
             time.sleep(call[1])
             continue
-        if libvirt is not None:
+        if libvirt is not None and spec["libvirt"] != "uninitialized":
             # libvirt's public API resets the error on entry; its private functions don't.
             libvirt.virResetLastError()
         value = ctypes.c_uint(0xDEAD)

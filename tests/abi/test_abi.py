@@ -182,3 +182,12 @@ def test_failing_suspend_write_disarms_and_frees_the_request(tmp_path, load, fak
     assert lib.virNodeSuspend(0, 60, 0) == 0
     wait_for(lambda: fake_root.read("sys/class/rtc/rtc0/wakealarm") == "0")
     wait_for(lambda: lib.virNodeSuspend(0, 60, 0) == 0)
+
+
+def test_error_raised_through_libvirt_that_nothing_initialized_yet(library):
+    """A program linked with libvirt that has not called it yet: libvirt 9.0 needs
+    virInitialize before an error can be raised through it."""
+    [result] = run({"library": library, "libvirt": "uninitialized", "calls": [["suspend", 0, 60, 1]]}, {})
+    assert result["ret"] == -1
+    assert result["error"]["message"] == "unsupported flags (0x1) in function virNodeSuspend"
+    assert result["libvirt_error"] == result["error"]
