@@ -15,7 +15,7 @@ use once_cell::sync::OnceCell;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result, DOMAIN_NONE, LEVEL_ERROR};
 use crate::libvirt;
-use crate::node::NodeSuspend;
+use crate::node::{check_flags, NodeSuspend};
 
 /// An error, laid out as libvirt's `virError` so that code written for one reads the other.
 /// `conn`, `dom`, `str3` and `net` are always NULL.
@@ -98,17 +98,22 @@ impl Drop for HeldError {
     }
 }
 
+// The thread-local error is reached with `try_with` throughout: the library can be called
+// from a thread's last destructors, after its Rust thread-locals are gone, and must not
+// panic there (a panic outside the boundary would abort the process).
+
 fn with_last_error<T>(read: impl FnOnce(Option<&LastError>) -> T) -> T {
-    LAST_ERROR.with(|cell| {
-        let stored = cell.take();
-        let value = read(stored.as_ref().map(|held| &*held.0));
-        cell.set(stored);
-        value
-    })
+    let stored = LAST_ERROR.try_with(Cell::take).ok().flatten();
+    let value = read(stored.as_ref().map(|held| &*held.0));
+    if let Some(stored) = stored {
+        // Put back the same box: pointers handed out into it stay valid.
+        let _ = LAST_ERROR.try_with(|cell| cell.set(Some(stored)));
+    }
+    value
 }
 
 fn reset_last_error() {
-    LAST_ERROR.with(|cell| cell.set(None));
+    let _ = LAST_ERROR.try_with(|cell| cell.set(None));
 }
 
 /// Runs `body`, turning a panic into `on_panic` (and, for API calls, an internal error).
@@ -119,37 +124,38 @@ fn boundary<T>(on_panic: impl FnOnce(Box<dyn Any + Send>) -> T, body: impl FnOnc
 /// One libvirt API call: resets this thread's error on entry (libvirt's public-API
 /// convention), and returns 0, or -1 with the error reported.
 fn api_call(function: &'static str, body: impl FnOnce() -> Result<()>) -> c_int {
-    if THREADS_HOLDING_AN_ERROR.load(Ordering::Relaxed) != 0 {
-        reset_last_error();
-    }
-    let result = boundary(
+    boundary(
         |payload| {
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(Error::new(
+            report_failure(Error::new(
                 ErrorCode::InternalError,
                 function,
                 format!("unexpected failure in {function}: {what}"),
             ))
         },
-        body,
-    );
-    match result {
-        Ok(()) => 0,
-        Err(error) => report_failure(error),
-    }
+        || {
+            if THREADS_HOLDING_AN_ERROR.load(Ordering::Relaxed) != 0 {
+                reset_last_error();
+            }
+            match body() {
+                Ok(()) => 0,
+                Err(error) => report_failure(error),
+            }
+        },
+    )
 }
 
+/// Makes `error` this thread's last error, and libvirt's too when libvirt is loaded.
 #[cold]
 #[inline(never)]
-/// Makes `error` this thread's last error, and libvirt's too when libvirt is loaded.
 fn report_failure(error: Error) -> c_int {
     libvirt::raise(&error);
     let held = HeldError::new(&error);
-    LAST_ERROR.with(|cell| cell.set(Some(held)));
+    let _ = LAST_ERROR.try_with(|cell| cell.set(Some(held)));
     -1
 }
 
@@ -205,6 +211,8 @@ fn configure_node() -> Result<&'static NodeSuspend> {
 #[no_mangle]
 pub extern "C" fn virNodeSuspend(target: c_uint, duration: c_ulonglong, flags: c_uint) -> c_int {
     api_call("virNodeSuspend", || {
+        // libvirt checks the flags first of all: before the configuration, too.
+        check_flags(flags)?;
         node()?.suspend(target, duration, flags)
     })
 }
@@ -221,7 +229,7 @@ pub extern "C" fn virNodeSuspend(target: c_uint, duration: c_ulonglong, flags: c
 /// `bitmask` is NULL (an error) or points to writable memory for an `unsigned int`.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeSuspendGetTargetMask(bitmask: *mut c_uint) -> c_int {
-    // The cached answer: two atomic loads and a store, which cannot panic, so they need no
+    // The cached answer: three atomic loads and a store, which cannot panic, so they need no
     // unwinding frame (saving its register spills is a third of the call's cost).
     if let Some(mask) = NODE.get().and_then(NodeSuspend::cached_target_mask) {
         if !bitmask.is_null() && THREADS_HOLDING_AN_ERROR.load(Ordering::Relaxed) == 0 {

@@ -63,7 +63,12 @@ static LOG_SOURCE: SharedLogSource = SharedLogSource(UnsafeCell::new(LogSource {
     serial: 0,
 }));
 
-const VIR_LOG_WARN: c_int = 3;
+/// libvirt's `virLogPriority`, for the messages this library logs.
+#[derive(Clone, Copy)]
+pub enum LogPriority {
+    Info = 2,
+    Warn = 3,
+}
 
 fn lookup(symbol: &CStr) -> Option<*mut c_void> {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads the loaded
@@ -129,10 +134,10 @@ pub fn raise(error: &Error) {
     }
 }
 
-/// Logs a warning through libvirt, if libvirt is in the process (as libvirt's own
-/// `VIR_WARN("Failed to suspend the host")`).
+/// Logs `text` through libvirt, if libvirt is in the process, as libvirt's own
+/// `VIR_INFO`/`VIR_WARN` in `function` would.
 #[track_caller]
-pub fn warn(text: &str) {
+pub fn log(priority: LogPriority, function: &CStr, text: &str) {
     let Some(address) = initialized_libvirt(c"virLogMessage") else {
         return;
     };
@@ -145,10 +150,10 @@ pub fn warn(text: &str) {
     unsafe {
         log_message(
             LOG_SOURCE.0.get(),
-            VIR_LOG_WARN,
+            priority as c_int,
             file.as_ptr(),
             caller.line() as c_int,
-            c"virNodeSuspendHelper".as_ptr(),
+            function.as_ptr(),
             std::ptr::null_mut(),
             c"%s".as_ptr(),
             text.as_ptr(),

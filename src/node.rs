@@ -17,6 +17,7 @@
 //! one per request: creating a thread was most of the cost of `virNodeSuspend`), sleeps on
 //! a condition variable in between, and ends when the last handle to the node is dropped.
 
+use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -27,7 +28,7 @@ use crate::backend::kernel::Kernel;
 use crate::backend::{Backend, Support};
 use crate::config::{Config, MIN_DURATION_SECS};
 use crate::error::{Error, ErrorCode, Result};
-use crate::libvirt;
+use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
 use crate::target::Target;
 
@@ -41,6 +42,26 @@ pub struct Answer {
     /// available, which libvirt reports as unsupported.
     pub backend: Option<&'static str>,
     pub support: Support,
+}
+
+impl fmt::Display for Answer {
+    /// As logged: "Suspend-to-Disk: unsupported (kernel): /sys/power/state does not list 'disk'".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.target.libvirt_name();
+        match (&self.support, self.backend) {
+            (Support::Yes, Some(backend)) => write!(f, "{name}: supported ({backend})"),
+            (Support::No(why), Some(backend)) => {
+                write!(f, "{name}: unsupported ({backend}): {why}")
+            }
+            (support, _) => {
+                let why = match support {
+                    Support::Unavailable(why) | Support::No(why) => why.as_str(),
+                    Support::Yes => "",
+                };
+                write!(f, "{name}: unsupported, no backend is available: {why}")
+            }
+        }
+    }
 }
 
 /// The answers for all targets, from one successful capability query.
@@ -191,9 +212,17 @@ impl NodeSuspend {
     #[cold]
     #[inline(never)]
     fn query_capabilities(&self) -> Result<&Capabilities> {
-        self.inner
-            .capabilities
-            .get_or_try_init(|| Capabilities::query(&self.inner.backends))
+        self.inner.capabilities.get_or_try_init(|| {
+            let capabilities = Capabilities::query(&self.inner.backends)?;
+            for answer in &capabilities.answers {
+                libvirt::log(
+                    LogPriority::Info,
+                    c"virNodeSuspendGetTargetMask",
+                    &answer.to_string(),
+                );
+            }
+            Ok(capabilities)
+        })
     }
 
     /// The mask, if the capability query has already succeeded.
@@ -216,9 +245,7 @@ impl NodeSuspend {
     /// `virNodeSuspend`: checks the request in libvirt's order, arms the wake alarm, and
     /// leaves the suspend to a worker thread that starts it after the configured delay.
     pub fn suspend(&self, raw_target: u32, duration: u64, flags: u32) -> Result<()> {
-        if flags != 0 {
-            return Err(Error::unsupported_flags(SUSPEND, flags));
-        }
+        check_flags(flags)?;
         let capabilities = self.capabilities()?;
 
         let mut requests = self.inner.requests();
@@ -282,6 +309,14 @@ impl NodeSuspend {
     }
 }
 
+/// `virNodeSuspend`'s first check: no flags are defined.
+pub fn check_flags(flags: u32) -> Result<()> {
+    match flags {
+        0 => Ok(()),
+        _ => Err(Error::unsupported_flags(SUSPEND, flags)),
+    }
+}
+
 /// The worker: carries out each request posted, until the node is dropped.
 fn work(inner: &Inner) {
     loop {
@@ -323,7 +358,11 @@ fn carry_out(inner: &Inner, job: Job) {
     // that never slept, and after an early wake-up it is still pending.
     let result = suspended.and(job.rtc.disarm());
     if let Err(error) = &result {
-        libvirt::warn(&format!("Failed to suspend the host: {error}"));
+        libvirt::log(
+            LogPriority::Warn,
+            c"virNodeSuspendHelper",
+            &format!("Failed to suspend the host: {error}"),
+        );
     }
 
     let mut requests = inner.requests();

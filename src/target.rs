@@ -1,7 +1,5 @@
 //! Suspend targets, numbered as libvirt's `virNodeSuspendTarget`.
 
-use std::fmt;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     /// `VIR_NODE_SUSPEND_TARGET_MEM`: Suspend-to-RAM (ACPI S3, or the kernel's `mem`).
@@ -31,17 +29,6 @@ impl Target {
             Target::Disk => "Suspend-to-Disk",
             Target::Hybrid => "Hybrid-Suspend",
         }
-    }
-}
-
-impl fmt::Display for Target {
-    /// The names `virsh nodesuspend` takes.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Target::Mem => "mem",
-            Target::Disk => "disk",
-            Target::Hybrid => "hybrid",
-        })
     }
 }
 

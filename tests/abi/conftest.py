@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -85,13 +86,16 @@ def system_bus(tmp_path):
 
 
 def run(spec, env):
-    """Runs driver.py with SPEC in a fresh process with ENV added; returns its results."""
+    """Runs driver.py with SPEC in a fresh process with ENV added; returns its results.
+    Unless ENV names a root, the library gets an empty one: no test reaches the real /."""
+    empty_root = tempfile.mkdtemp(prefix="virnodesuspend-empty-root-")
     process = subprocess.run(
         [sys.executable, str(HERE / "driver.py"), json.dumps(spec)],
-        env={**os.environ, **env},
+        env={**os.environ, "VIRNODESUSPEND_ROOT": empty_root, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+    os.rmdir(empty_root)
     assert process.returncode == 0, process.stderr
     return json.loads(process.stdout)
