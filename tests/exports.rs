@@ -15,7 +15,7 @@ const API: [&str; 6] = [
 ];
 
 fn tool_output(program: &str, args: &[&str]) -> String {
-    let library = common::profile_dir().join("libvirnodesuspend.so");
+    let library = common::built("libvirnodesuspend.so");
     let output = Command::new(program)
         .args(args)
         .arg(&library)
