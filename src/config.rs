@@ -11,7 +11,16 @@ use crate::error::{Error, ErrorCode, Result};
 
 /// The shortest suspend libvirt accepts, in seconds ("Give sufficient time for performing
 /// the suspend operation on the host").
-pub const MIN_DURATION_SECS: u64 = 60;
+const MIN_DURATION_SECS: u64 = 60;
+
+/// The time between the start of the suspend and the alarm that libvirt's defaults leave
+/// (60 s minimum, 10 s delay): enough to freeze tasks and write a hibernation image. A
+/// longer delay raises the minimum duration by as much, so the alarm cannot ring while the
+/// host is still on its way to sleep (and then never wake it).
+const SLEEP_BEFORE_ALARM_SECS: u64 = 50;
+
+/// The longest delay accepted: an hour.
+const MAX_DELAY_SECS: u64 = 3600;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -33,6 +42,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The shortest duration a request may ask for: libvirt's 60 s, or more with a delay
+    /// longer than libvirt's.
+    pub fn min_duration_secs(&self) -> u64 {
+        MIN_DURATION_SECS.max(self.delay.as_secs() + SLEEP_BEFORE_ALARM_SECS)
+    }
+
     /// Builds the configuration from the values of `VIRNODESUSPEND_ROOT` and
     /// `VIRNODESUSPEND_DELAY` (each `None` when unset).
     pub fn from_values(root: Option<OsString>, delay: Option<OsString>) -> Result<Config> {
@@ -47,17 +62,15 @@ impl Config {
     }
 }
 
-/// A whole number of seconds below the shortest suspend duration: the wake alarm counts
-/// from the request, so a delay as long as the duration would let it ring while the host
-/// is still awake, and the host would then sleep with no alarm to wake it.
+/// A whole number of seconds, at most an hour.
 fn parse_delay(value: &OsString) -> Result<Duration> {
     match value.to_str().and_then(|v| v.parse::<u64>().ok()) {
-        Some(secs) if secs < MIN_DURATION_SECS => Ok(Duration::from_secs(secs)),
+        Some(secs) if secs <= MAX_DELAY_SECS => Ok(Duration::from_secs(secs)),
         _ => Err(Error::new(
             ErrorCode::ConfigUnsupported,
             "virNodeSuspend",
             format!(
-                "VIRNODESUSPEND_DELAY must be a whole number of seconds below {MIN_DURATION_SECS}, not '{}'",
+                "VIRNODESUSPEND_DELAY must be a whole number of seconds up to {MAX_DELAY_SECS}, not '{}'",
                 value.to_string_lossy()
             ),
         )),
@@ -90,13 +103,27 @@ mod tests {
     }
 
     #[test]
-    fn delay_that_could_outlast_the_alarm_is_refused() {
-        let e = values(None, Some("60")).unwrap_err();
+    fn delay_over_an_hour_is_refused() {
+        assert_eq!(
+            values(None, Some("3600")).unwrap().delay,
+            Duration::from_secs(3600)
+        );
+        let e = values(None, Some("3601")).unwrap_err();
         assert_eq!(e.code, ErrorCode::ConfigUnsupported);
         assert_eq!(
             e.message,
-            "unsupported configuration: VIRNODESUSPEND_DELAY must be a whole number of seconds below 60, not '60'"
+            "unsupported configuration: VIRNODESUSPEND_DELAY must be a whole number of seconds up to 3600, not '3601'"
         );
+    }
+
+    #[test]
+    fn minimum_duration_is_libvirts_unless_the_delay_is_longer() {
+        for (delay, minimum) in [("0", 60), ("10", 60), ("11", 61), ("300", 350)] {
+            assert_eq!(
+                values(None, Some(delay)).unwrap().min_duration_secs(),
+                minimum
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod target;
 mod testing;
 
 pub use backend::{Backend, Support};
-pub use config::{Config, MIN_DURATION_SECS};
+pub use config::Config;
 pub use error::{Error, ErrorCode, Result};
 pub use node::{Answer, Capabilities, NodeSuspend, Outcome, Request};
 pub use target::Target;

@@ -26,7 +26,7 @@ use once_cell::sync::OnceCell;
 
 use crate::backend::kernel::Kernel;
 use crate::backend::{Backend, Support};
-use crate::config::{Config, MIN_DURATION_SECS};
+use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
@@ -265,13 +265,12 @@ impl NodeSuspend {
                 target.libvirt_name(),
             )
         })?;
-        if duration < MIN_DURATION_SECS {
+        let min_duration = self.inner.config.min_duration_secs();
+        if duration < min_duration {
             return Err(Error::new(
                 ErrorCode::InvalidArg,
                 "virNodeSuspendSetNodeWakeup",
-                format!(
-                    "Suspend duration is too short, must be at least {MIN_DURATION_SECS} seconds"
-                ),
+                format!("Suspend duration is too short, must be at least {min_duration} seconds"),
             ));
         }
         let rtc = Rtc::find(&self.inner.config.root)?;
@@ -512,6 +511,18 @@ mod tests {
     }
 
     #[test]
+    fn longer_delay_raises_the_minimum_duration() {
+        let root = host();
+        let node = node(&root, 30);
+        let e = node.suspend(0, 79, 0).unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid argument: Suspend duration is too short, must be at least 80 seconds"
+        );
+        node.suspend(0, 80, 0).unwrap();
+    }
+
+    #[test]
     fn too_long_duration_changes_nothing() {
         let root = host();
         let node = node(&root, 0);
@@ -550,7 +561,10 @@ mod tests {
         );
         let outcome = wait_idle(&node);
         assert_eq!(outcome.result, Ok(()));
-        assert_eq!(root.read("sys/power/disk"), "platform");
+        assert_eq!(
+            root.read("sys/power/disk"),
+            "[platform] shutdown reboot suspend"
+        );
         assert_eq!(root.read("sys/power/state"), "disk");
     }
 
@@ -560,7 +574,8 @@ mod tests {
         let node = node(&root, 0);
         node.suspend(2, 60, 0).unwrap();
         assert_eq!(wait_idle(&node).result, Ok(()));
-        assert_eq!(root.read("sys/power/disk"), "suspend");
+        // "suspend" was selected for the sleep, and the administrator's mode again after.
+        assert_eq!(root.read("sys/power/disk"), "platform");
         assert_eq!(root.read("sys/power/state"), "disk");
     }
 

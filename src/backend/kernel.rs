@@ -16,8 +16,9 @@ const PROBE: &str = "virNodeSuspendGetTargetMask";
 const SUSPEND: &str = "virNodeSuspend";
 
 /// Hibernation modes for a plain Suspend-to-Disk, in order of preference (systemd's
-/// `HibernateMode=platform shutdown`). Writing one explicitly keeps a `suspend` mode left
-/// behind by an earlier hybrid request from turning this request into a hybrid sleep.
+/// `HibernateMode=platform shutdown`). When another mode is selected (`suspend` would make
+/// it a hybrid sleep, `reboot` would not power off), one of these is selected for the
+/// sleep; the administrator's selection is restored afterwards.
 const DISK_MODES: [&str; 2] = ["platform", "shutdown"];
 /// The hibernation mode that suspends to RAM after writing the image.
 const HYBRID_MODE: &str = "suspend";
@@ -37,13 +38,34 @@ impl Kernel {
         }
     }
 
-    /// The hibernation modes `/sys/power/disk` offers, without the selection brackets.
-    fn disk_modes(&self, function: &'static str) -> Result<Vec<String>> {
+    /// The hibernation modes `/sys/power/disk` offers, without the selection brackets,
+    /// and the one selected.
+    fn disk_modes(&self, function: &'static str) -> Result<(Vec<String>, Option<String>)> {
         let text = sysfs::read_optional(&self.disk, function)?.unwrap_or_default();
-        Ok(text
+        let selected = text
+            .split_whitespace()
+            .find_map(|mode| mode.strip_prefix('[')?.strip_suffix(']'))
+            .map(str::to_owned);
+        let offered = text
             .split_whitespace()
             .map(|mode| mode.trim_matches(['[', ']']).to_owned())
-            .collect())
+            .collect();
+        Ok((offered, selected))
+    }
+
+    /// Writes `disk` to the state file with hibernation mode `mode` selected, then selects
+    /// again the mode that was `selected` before.
+    fn hibernate_in(&self, mode: &str, selected: Option<String>) -> Result<()> {
+        if selected.as_deref() == Some(mode) {
+            return sysfs::write(&self.state, "disk", SUSPEND);
+        }
+        sysfs::write(&self.disk, mode, SUSPEND)?;
+        let slept = sysfs::write(&self.state, "disk", SUSPEND);
+        let restored = match selected {
+            Some(previous) => sysfs::write(&self.disk, &previous, SUSPEND),
+            None => Ok(()),
+        };
+        slept.and(restored)
     }
 
     /// Why hibernation has nowhere to write its image, if it has not.
@@ -74,7 +96,7 @@ impl Kernel {
                 self.state.display()
             )));
         }
-        if target == Target::Hybrid && !self.disk_modes(PROBE)?.iter().any(|m| m == HYBRID_MODE) {
+        if target == Target::Hybrid && !self.disk_modes(PROBE)?.0.iter().any(|m| m == HYBRID_MODE) {
             return Ok(Support::No(format!(
                 "{} does not offer the '{HYBRID_MODE}' mode",
                 self.disk.display()
@@ -105,22 +127,21 @@ impl Backend for Kernel {
     }
 
     fn suspend(&self, target: Target) -> Result<()> {
-        match target {
-            Target::Mem => sysfs::write(&self.state, "mem", SUSPEND),
-            Target::Disk => {
-                let offered = self.disk_modes(SUSPEND)?;
-                if let Some(mode) = DISK_MODES
-                    .into_iter()
-                    .find(|m| offered.iter().any(|o| o == m))
-                {
-                    sysfs::write(&self.disk, mode, SUSPEND)?;
-                }
-                sysfs::write(&self.state, "disk", SUSPEND)
-            }
-            Target::Hybrid => {
-                sysfs::write(&self.disk, HYBRID_MODE, SUSPEND)?;
-                sysfs::write(&self.state, "disk", SUSPEND)
-            }
+        if target == Target::Mem {
+            return sysfs::write(&self.state, "mem", SUSPEND);
+        }
+        let (offered, selected) = self.disk_modes(SUSPEND)?;
+        let mode = match target {
+            Target::Hybrid => Some(HYBRID_MODE),
+            // The administrator's choice between the plain modes stands.
+            _ if selected.as_deref().is_some_and(|m| DISK_MODES.contains(&m)) => None,
+            _ => DISK_MODES
+                .into_iter()
+                .find(|m| offered.iter().any(|o| o == m)),
+        };
+        match mode {
+            Some(mode) => self.hibernate_in(mode, selected),
+            None => sysfs::write(&self.state, "disk", SUSPEND),
         }
     }
 }
@@ -129,6 +150,10 @@ impl Backend for Kernel {
 mod tests {
     use super::*;
     use crate::testing::FakeRoot;
+    use std::fs;
+    use std::process::Command;
+    use std::thread;
+    use std::time::{Duration, Instant};
 
     fn answers(root: &FakeRoot) -> Vec<Support> {
         let kernel = Kernel::new(root.path());
@@ -199,21 +224,57 @@ mod tests {
         assert!(e.message.ends_with("Is a directory"), "{}", e.message);
     }
 
-    #[test]
-    fn disk_selects_platform_mode_then_writes_disk() {
-        let root = FakeRoot::new()
-            .state("mem disk")
-            .disk("shutdown [suspend] platform");
-        Kernel::new(root.path()).suspend(Target::Disk).unwrap();
-        assert_eq!(root.read("sys/power/disk"), "platform");
-        assert_eq!(root.read("sys/power/state"), "disk");
+    /// Suspends to `target` with the state file as a FIFO: the backend "sleeps" in its
+    /// write until the test reads it. Returns the hibernation mode selected while asleep,
+    /// what was written to the state file, and the disk file's content after waking.
+    fn sleep_through_fifo(disk: &str, target: Target) -> (String, String, String) {
+        let root = FakeRoot::new().disk(disk);
+        let state = root.path().join("sys/power/state");
+        fs::create_dir_all(state.parent().unwrap()).unwrap();
+        assert!(Command::new("mkfifo")
+            .arg(&state)
+            .status()
+            .unwrap()
+            .success());
+        let kernel = Kernel::new(root.path());
+        let sleeper = thread::spawn(move || kernel.suspend(target));
+        // The mode is written before the state file is opened, and the opening blocks
+        // until the test opens the FIFO for reading.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut while_asleep = root.read("sys/power/disk");
+        while while_asleep == disk {
+            assert!(Instant::now() < deadline, "no mode was selected");
+            thread::sleep(Duration::from_millis(5));
+            while_asleep = root.read("sys/power/disk");
+        }
+        let written = fs::read_to_string(&state).unwrap();
+        sleeper.join().unwrap().unwrap();
+        (while_asleep, written, root.read("sys/power/disk"))
     }
 
     #[test]
-    fn hybrid_writes_suspend_mode_then_disk() {
-        let root = FakeRoot::new().state("mem disk").disk("[platform] suspend");
-        Kernel::new(root.path()).suspend(Target::Hybrid).unwrap();
-        assert_eq!(root.read("sys/power/disk"), "suspend");
+    fn hybrid_selects_suspend_mode_while_asleep_and_restores_the_previous_one() {
+        let (asleep, written, after) =
+            sleep_through_fifo("[platform] shutdown suspend", Target::Hybrid);
+        assert_eq!((asleep.as_str(), written.as_str()), ("suspend", "disk"));
+        assert_eq!(after, "platform");
+    }
+
+    #[test]
+    fn disk_replaces_a_left_over_suspend_mode_while_asleep_and_restores_it() {
+        let (asleep, written, after) =
+            sleep_through_fifo("shutdown [suspend] platform", Target::Disk);
+        assert_eq!((asleep.as_str(), written.as_str()), ("platform", "disk"));
+        assert_eq!(after, "suspend");
+    }
+
+    #[test]
+    fn disk_keeps_the_administrators_shutdown_mode() {
+        let root = FakeRoot::new()
+            .state("mem disk")
+            .disk("platform [shutdown] suspend");
+        Kernel::new(root.path()).suspend(Target::Disk).unwrap();
+        assert_eq!(root.read("sys/power/disk"), "platform [shutdown] suspend");
         assert_eq!(root.read("sys/power/state"), "disk");
     }
 
