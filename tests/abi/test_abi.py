@@ -99,8 +99,13 @@ def test_bad_knob_is_a_configuration_error(tmp_path, load, fake_root):
     assert lib.virNodeSuspendGetTargetMask(ctypes.byref(mask)) == -1
     assert lib.virNodeSuspendGetLastErrorCode() == 67
     assert lib.virNodeSuspendGetLastErrorMessage() == (
-        b"unsupported configuration: VIRNODESUSPEND_DELAY must be a whole number of seconds below 60, not 'soon'"
+        b"unsupported configuration: VIRNODESUSPEND_DELAY must be a whole number of seconds up to 3600, not 'soon'"
     )
+    # libvirt checks the flags before anything else; the configuration comes after them.
+    assert lib.virNodeSuspend(0, 60, 1) == -1
+    assert lib.virNodeSuspendGetLastErrorMessage() == b"unsupported flags (0x1) in function virNodeSuspend"
+    assert lib.virNodeSuspend(0, 60, 0) == -1
+    assert lib.virNodeSuspendGetLastErrorCode() == 67
 
 
 def test_request_reaches_the_kernel_files_and_the_next_is_accepted(tmp_path, load, fake_root):
