@@ -650,6 +650,21 @@ mod tests {
     }
 
     #[test]
+    fn alarm_the_kernel_refuses_fails_without_leaving_the_request_in_progress() {
+        let root = host();
+        root.link(
+            "sys/class/rtc/rtc0/wakealarm",
+            crate::rtc::tests::REFUSES_LARGE_VALUES,
+        );
+        let node = node(&root, 0);
+        assert_eq!(error(&node, 0, 60, 0).0, ErrorCode::InvalidArg);
+        assert_eq!(node.request_state(), Request::Idle);
+        root.link("sys/class/rtc/rtc0/wakealarm", "/dev/null");
+        node.suspend(0, 60, 0).unwrap();
+        wait_idle(&node);
+    }
+
+    #[test]
     fn failing_suspend_write_is_recorded_and_disarms_the_alarm() {
         let root = host();
         let node = node(&root, 0);
@@ -748,9 +763,14 @@ mod tests {
         let (node, wake) = sleeping_node(&root);
         node.suspend(0, 60, 0).unwrap();
         assert_ne!(node.request_state(), Request::Idle);
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string()
+        );
         assert_eq!(error(&node, 0, 60, 0).0, ErrorCode::OperationInvalid);
         wake.send(()).unwrap();
         assert_eq!(wait_idle(&node).result, Ok(()));
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
         node.suspend(0, 60, 0).unwrap();
         wake.send(()).unwrap();
         wait_idle(&node);

@@ -121,7 +121,7 @@ impl Rtc {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::testing::FakeRoot;
 
@@ -171,5 +171,27 @@ mod tests {
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1800000061");
         rtc.disarm().unwrap();
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
+
+    /// Like an RTC's `wakealarm`, this process's own OOM score adjustment takes 0 and
+    /// refuses values out of its range (-1000..1000) with EINVAL: a real kernel refusal,
+    /// and writing 0 to it changes nothing but this test process's own score.
+    pub const REFUSES_LARGE_VALUES: &str = "/proc/self/oom_score_adj";
+
+    #[test]
+    fn alarm_the_kernel_refuses_is_invalid_argument() {
+        let root = FakeRoot::new().rtc(0, 1_800_000_000);
+        root.link("sys/class/rtc/rtc0/wakealarm", REFUSES_LARGE_VALUES);
+        let rtc = Rtc::find(root.path()).unwrap();
+        let e = rtc.arm(1_800_000_061, 60).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArg);
+        assert!(
+            e.message
+                .starts_with("invalid argument: Suspend duration 60 is too long, the RTC '")
+                && e.message
+                    .ends_with("' cannot hold a wake-up that far ahead"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -66,6 +66,8 @@ def compare(calls, libvirt_env, ours_env, library):
         assert got_alone["ret"] == want["ret"], call
         assert got_alone.get("mask") == want.get("mask"), call
         assert got_alone["error"] == want["error"], call
+        assert got_beside["ret"] == want["ret"], call
+        assert got_beside.get("mask") == want.get("mask"), call
         assert got_beside["error"] == want["error"], call
         assert got_beside["libvirt_error"] == want["error"], f"{call}: as libvirt sees ours"
     return expected
