@@ -245,6 +245,20 @@ fn main() {
         println!("  {name:<15} 1 thread {one:>7.2}   2 threads {two:>7.2} each");
     }
 
+    // Each call resets its thread's error; while any thread in the process holds one, that
+    // costs a thread-local access on every call (in a shared library, __tls_get_addr).
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let holder = thread::spawn(move || {
+        // SAFETY: plain integer arguments; flags 1 is refused, and the error is kept.
+        unsafe { (ours.suspend)(0, 60, 1) };
+        release.recv().unwrap();
+    });
+    thread::sleep(Duration::from_millis(10));
+    let one = cached_mask_ns(ours, 1, 50_000_000);
+    println!("  virnodesuspend  1 thread {one:>7.2}   while another thread holds an error");
+    hold.send(()).unwrap();
+    holder.join().unwrap();
+
     println!("virNodeSuspend(mem, 60) accepted, time to return:");
     let our = our_suspend_latency(ours, 200);
     let theirs = libvirt_suspend_latency(9);

@@ -125,8 +125,9 @@ def test_everything_supported(system_bus, fake_root, fake_bin, library):
 
 def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, library):
     """With libvirt in the process, errors are logged by libvirt under libvirt's function
-    names, and a suspend that fails after the call returned is logged as a warning
-    (libvirt 9.0 logs only "Failed to suspend the host"; ours says why)."""
+    names, the capability answers with their reasons, and a suspend that fails after the
+    call returned as a warning (libvirt 9.0 logs only "Failed to suspend the host"; ours
+    says why)."""
     fake_root.host()
     log = tmp_path / "libvirt.log"
     calls = [
@@ -143,6 +144,7 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
             "VIRNODESUSPEND_ROOT": str(fake_root.path),
             "VIRNODESUSPEND_DELAY": "0",
             "LIBVIRT_LOG_OUTPUTS": f"1:file:{log}",
+            "LIBVIRT_DEBUG": "1",
         },
     )
     lines = log.read_text().splitlines()
@@ -156,6 +158,13 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
         "invalid argument: Suspend duration is too short, must be at least 60 seconds",
     ), lines
     assert logged("error", "virNodeSuspend", "invalid argument: Invalid suspend target"), lines
+    assert logged("info", "virNodeSuspendGetTargetMask", "Suspend-to-RAM: supported (kernel)"), lines
+    disk = fake_root.path / "sys/power/disk"
+    assert logged(
+        "info",
+        "virNodeSuspendGetTargetMask",
+        f"Hybrid-Suspend: unsupported (kernel): {disk} does not offer the 'suspend' mode",
+    ), lines
     state = fake_root.path / "sys/power/state"
     assert logged(
         "warning",
