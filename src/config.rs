@@ -22,6 +22,30 @@ const SLEEP_BEFORE_ALARM_SECS: u64 = 50;
 /// The longest delay accepted: an hour.
 const MAX_DELAY_SECS: u64 = 3600;
 
+/// The backends, by the names `VIRNODESUSPEND_BACKENDS` lists them with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Logind,
+    PmUtils,
+    Kernel,
+}
+
+impl BackendKind {
+    const ALL: [BackendKind; 3] = [
+        BackendKind::Logind,
+        BackendKind::PmUtils,
+        BackendKind::Kernel,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Logind => "logind",
+            BackendKind::PmUtils => "pm-utils",
+            BackendKind::Kernel => "kernel",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Kernel files are read and written below this directory (`/` on a real host).
@@ -29,6 +53,10 @@ pub struct Config {
     /// Time between a successful request and the start of the suspend: it lets the
     /// caller's reply leave the host (over the network, for a remote virsh) before it sleeps.
     pub delay: Duration,
+    /// The backends to consult, in order.
+    pub backends: Vec<BackendKind>,
+    /// `PATH`, where the pm-utils helpers are looked for (as libvirt does).
+    pub path: Option<OsString>,
 }
 
 impl Default for Config {
@@ -37,6 +65,9 @@ impl Default for Config {
             root: PathBuf::from("/"),
             // libvirt's SUSPEND_DELAY.
             delay: Duration::from_secs(10),
+            // libvirt's order: systemd, then pm-utils; the kernel itself last.
+            backends: BackendKind::ALL.to_vec(),
+            path: None,
         }
     }
 }
@@ -48,9 +79,13 @@ impl Config {
         MIN_DURATION_SECS.max(self.delay.as_secs() + SLEEP_BEFORE_ALARM_SECS)
     }
 
-    /// Builds the configuration from the values of `VIRNODESUSPEND_ROOT` and
-    /// `VIRNODESUSPEND_DELAY` (each `None` when unset).
-    pub fn from_values(root: Option<OsString>, delay: Option<OsString>) -> Result<Config> {
+    /// Builds the configuration from the values of `VIRNODESUSPEND_ROOT`,
+    /// `VIRNODESUSPEND_DELAY` and `VIRNODESUSPEND_BACKENDS` (each `None` when unset).
+    pub fn from_values(
+        root: Option<OsString>,
+        delay: Option<OsString>,
+        backends: Option<OsString>,
+    ) -> Result<Config> {
         let mut config = Config::default();
         if let Some(root) = root.filter(|r| !r.is_empty()) {
             config.root = PathBuf::from(root);
@@ -58,21 +93,51 @@ impl Config {
         if let Some(delay) = delay {
             config.delay = parse_delay(&delay)?;
         }
+        if let Some(backends) = backends {
+            config.backends = parse_backends(&backends)?;
+        }
         Ok(config)
     }
+}
+
+fn unsupported(knob: &str, expected: &str, value: &OsString) -> Error {
+    Error::new(
+        ErrorCode::ConfigUnsupported,
+        "virNodeSuspend",
+        format!(
+            "{knob} must be {expected}, not '{}'",
+            value.to_string_lossy()
+        ),
+    )
+}
+
+/// A comma-separated list of backend names, each at most once.
+fn parse_backends(value: &OsString) -> Result<Vec<BackendKind>> {
+    let expected = "a comma-separated list of logind, pm-utils and kernel";
+    let text = value
+        .to_str()
+        .ok_or_else(|| unsupported("VIRNODESUSPEND_BACKENDS", expected, value))?;
+    let mut backends = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        match BackendKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+        {
+            Some(kind) if !backends.contains(&kind) => backends.push(kind),
+            _ => return Err(unsupported("VIRNODESUSPEND_BACKENDS", expected, value)),
+        }
+    }
+    Ok(backends)
 }
 
 /// A whole number of seconds, at most an hour.
 fn parse_delay(value: &OsString) -> Result<Duration> {
     match value.to_str().and_then(|v| v.parse::<u64>().ok()) {
         Some(secs) if secs <= MAX_DELAY_SECS => Ok(Duration::from_secs(secs)),
-        _ => Err(Error::new(
-            ErrorCode::ConfigUnsupported,
-            "virNodeSuspend",
-            format!(
-                "VIRNODESUSPEND_DELAY must be a whole number of seconds up to {MAX_DELAY_SECS}, not '{}'",
-                value.to_string_lossy()
-            ),
+        _ => Err(unsupported(
+            "VIRNODESUSPEND_DELAY",
+            &format!("a whole number of seconds up to {MAX_DELAY_SECS}"),
+            value,
         )),
     }
 }
@@ -82,7 +147,33 @@ mod tests {
     use super::*;
 
     fn values(root: Option<&str>, delay: Option<&str>) -> Result<Config> {
-        Config::from_values(root.map(OsString::from), delay.map(OsString::from))
+        Config::from_values(root.map(OsString::from), delay.map(OsString::from), None)
+    }
+
+    fn backends(list: &str) -> Result<Vec<BackendKind>> {
+        Config::from_values(None, None, Some(list.into())).map(|c| c.backends)
+    }
+
+    #[test]
+    fn backends_default_to_libvirts_order_then_the_kernel() {
+        use BackendKind::*;
+        assert_eq!(
+            values(None, None).unwrap().backends,
+            [Logind, PmUtils, Kernel]
+        );
+        assert_eq!(backends("kernel").unwrap(), [Kernel]);
+        assert_eq!(backends("kernel, logind").unwrap(), [Kernel, Logind]);
+    }
+
+    #[test]
+    fn unknown_repeated_or_no_backends_are_refused() {
+        for bad in ["", "systemd", "kernel,kernel", "logind,", "pm_utils"] {
+            let e = backends(bad).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("unsupported configuration: VIRNODESUSPEND_BACKENDS must be a comma-separated list of logind, pm-utils and kernel, not '{bad}'")
+            );
+        }
     }
 
     #[test]

@@ -25,11 +25,13 @@ pub const LEVEL_ERROR: i32 = 2;
 pub enum ErrorCode {
     InternalError = 1,
     InvalidArg = 8,
+    OperationFailed = 9,
     SystemError = 38,
     OperationInvalid = 55,
     ConfigUnsupported = 67,
     ArgumentUnsupported = 74,
     OperationUnsupported = 84,
+    DbusService = 89,
 }
 
 impl ErrorCode {
@@ -38,11 +40,13 @@ impl ErrorCode {
         match self {
             ErrorCode::InternalError => "internal error: %s",
             ErrorCode::InvalidArg => "invalid argument: %s",
+            ErrorCode::OperationFailed => "operation failed: %s",
             ErrorCode::SystemError => "%s",
             ErrorCode::OperationInvalid => "Requested operation is not valid: %s",
             ErrorCode::ConfigUnsupported => "unsupported configuration: %s",
             ErrorCode::ArgumentUnsupported => "argument unsupported: %s",
             ErrorCode::OperationUnsupported => "Operation not supported: %s",
+            ErrorCode::DbusService => "error from service: %s",
         }
     }
 }

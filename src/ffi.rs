@@ -193,8 +193,13 @@ fn configure_node() -> Result<&'static NodeSuspend> {
     NODE.get_or_try_init(|| {
         // A panic is reported to the caller as an error; the default hook would also print it.
         panic::set_hook(Box::new(|_| {}));
-        let config =
-            Config::from_values(knob(c"VIRNODESUSPEND_ROOT"), knob(c"VIRNODESUSPEND_DELAY"))?;
+        let mut config = Config::from_values(
+            knob(c"VIRNODESUSPEND_ROOT"),
+            knob(c"VIRNODESUSPEND_DELAY"),
+            knob(c"VIRNODESUSPEND_BACKENDS"),
+        )?;
+        // Not a knob: pm-utils helpers are looked for where libvirt looks for them.
+        config.path = std::env::var_os("PATH");
         Ok(NodeSuspend::new(config))
     })
 }

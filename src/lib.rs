@@ -18,8 +18,8 @@ mod target;
 #[cfg(test)]
 mod testing;
 
-pub use backend::{Backend, Support};
-pub use config::Config;
+pub use backend::{Backend, Probe, Support};
+pub use config::{BackendKind, Config};
 pub use error::{Error, ErrorCode, Result};
 pub use node::{Answer, Capabilities, NodeSuspend, Outcome, Request};
 pub use target::Target;

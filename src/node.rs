@@ -21,18 +21,28 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::Duration;
 
 use once_cell::sync::OnceCell;
 
 use crate::backend::kernel::Kernel;
-use crate::backend::{Backend, Support};
-use crate::config::Config;
+use crate::backend::logind::Logind;
+use crate::backend::pm_utils::PmUtils;
+use crate::backend::{Backend, Probe, Support};
+use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
 use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
 use crate::target::Target;
 
 const SUSPEND: &str = "virNodeSuspend";
+
+/// After the alarm, the time a host may take to come back (resuming from hibernation reads
+/// the whole image) before a backend that is waiting for it gives up.
+const RESUME_MARGIN: Duration = Duration::from_secs(300);
+
+/// The longest any one D-Bus call to logind may take.
+const LOGIND_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How one target is supported, and by which backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,13 +63,10 @@ impl fmt::Display for Answer {
             (Support::No(why), Some(backend)) => {
                 write!(f, "{name}: unsupported ({backend}): {why}")
             }
-            (support, _) => {
-                let why = match support {
-                    Support::Unavailable(why) | Support::No(why) => why.as_str(),
-                    Support::Yes => "",
-                };
+            (Support::No(why), None) => {
                 write!(f, "{name}: unsupported, no backend is available: {why}")
             }
+            (Support::Yes, None) => write!(f, "{name}: supported"),
         }
     }
 }
@@ -75,33 +82,49 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// Asks the backends in order until one is available; that one answers every target.
     fn query(backends: &[Box<dyn Backend>]) -> Result<Capabilities> {
-        let mut capabilities = Capabilities {
-            mask: 0,
-            answers: Vec::with_capacity(Target::ALL.len()),
-            suspenders: [None; 3],
-        };
-        for target in Target::ALL {
-            let mut answer = Answer {
-                target,
-                backend: None,
-                support: Support::Unavailable("no backend is configured".to_owned()),
-            };
-            for (index, backend) in backends.iter().enumerate() {
-                answer.support = backend.probe(target)?;
-                if matches!(answer.support, Support::Unavailable(_)) {
-                    continue;
+        let mut unavailable = Vec::new();
+        for (index, backend) in backends.iter().enumerate() {
+            match backend.probe()? {
+                Probe::Unavailable(why) => unavailable.push(format!("{}: {why}", backend.name())),
+                Probe::Answers(supports) => {
+                    let mut capabilities = Capabilities {
+                        mask: 0,
+                        answers: Vec::with_capacity(Target::ALL.len()),
+                        suspenders: [None; 3],
+                    };
+                    for (target, support) in Target::ALL.into_iter().zip(supports) {
+                        if support == Support::Yes {
+                            capabilities.mask |= target.bit();
+                            capabilities.suspenders[target as usize] = Some(index);
+                        }
+                        capabilities.answers.push(Answer {
+                            target,
+                            backend: Some(backend.name()),
+                            support,
+                        });
+                    }
+                    return Ok(capabilities);
                 }
-                answer.backend = Some(backend.name());
-                if answer.support == Support::Yes {
-                    capabilities.mask |= target.bit();
-                    capabilities.suspenders[target as usize] = Some(index);
-                }
-                break;
             }
-            capabilities.answers.push(answer);
         }
-        Ok(capabilities)
+        // As libvirt: when nothing can answer, nothing is supported.
+        let why = match unavailable.is_empty() {
+            true => "no backend is configured".to_owned(),
+            false => unavailable.join("; "),
+        };
+        Ok(Capabilities {
+            mask: 0,
+            answers: Target::ALL
+                .map(|target| Answer {
+                    target,
+                    backend: None,
+                    support: Support::No(why.clone()),
+                })
+                .to_vec(),
+            suspenders: [None; 3],
+        })
     }
 }
 
@@ -128,6 +151,8 @@ struct Job {
     backend: usize,
     /// The clock whose alarm was armed for this request.
     rtc: Rtc,
+    /// How long the backend may take before the request is given up (time asleep counts).
+    give_up_after: Duration,
 }
 
 struct Requests {
@@ -175,7 +200,17 @@ impl Drop for Handle {
 impl NodeSuspend {
     /// A node using the backends available for `config`.
     pub fn new(config: Config) -> NodeSuspend {
-        let backends: Vec<Box<dyn Backend>> = vec![Box::new(Kernel::new(&config.root))];
+        let backends = config
+            .backends
+            .iter()
+            .map(|kind| -> Box<dyn Backend> {
+                match kind {
+                    BackendKind::Logind => Box::new(Logind::new(LOGIND_CALL_TIMEOUT)),
+                    BackendKind::PmUtils => Box::new(PmUtils::new(config.path.clone())),
+                    BackendKind::Kernel => Box::new(Kernel::new(&config.root)),
+                }
+            })
+            .collect();
         NodeSuspend::with_backends(config, backends)
     }
 
@@ -281,6 +316,7 @@ impl NodeSuspend {
             target,
             backend,
             rtc,
+            give_up_after: Duration::from_secs(duration) + RESUME_MARGIN,
         });
         if !requests.worker_started {
             let inner = Arc::clone(&self.inner);
@@ -345,14 +381,16 @@ fn carry_out(inner: &Inner, job: Job) {
     inner.requests().state = Request::Suspending(job.target);
 
     let backend = &inner.backends[job.backend];
-    let suspended = panic::catch_unwind(AssertUnwindSafe(|| backend.suspend(job.target)))
-        .unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorCode::InternalError,
-                SUSPEND,
-                format!("the {} backend failed unexpectedly", backend.name()),
-            ))
-        });
+    let suspended = panic::catch_unwind(AssertUnwindSafe(|| {
+        backend.suspend(job.target, job.give_up_after)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorCode::InternalError,
+            SUSPEND,
+            format!("the {} backend failed unexpectedly", backend.name()),
+        ))
+    });
     // Disarmed whether the host slept or not: after a failure the alarm would wake a host
     // that never slept, and after an early wake-up it is still pending.
     let result = suspended.and(job.rtc.disarm());
@@ -378,7 +416,7 @@ mod tests {
     use super::*;
     use crate::testing::FakeRoot;
     use std::sync::Barrier;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -391,9 +429,12 @@ mod tests {
     }
 
     fn node(root: &FakeRoot, delay_secs: u64) -> NodeSuspend {
+        // The kernel backend only: these tests never depend on this machine's bus or PATH.
         NodeSuspend::new(Config {
             root: root.path().to_owned(),
             delay: Duration::from_secs(delay_secs),
+            backends: vec![BackendKind::Kernel],
+            path: None,
         })
     }
 
@@ -402,6 +443,7 @@ mod tests {
         let config = Config {
             root: root.path().to_owned(),
             delay: Duration::ZERO,
+            ..Config::default()
         };
         NodeSuspend::with_backends(config, backends)
     }
@@ -690,10 +732,10 @@ mod tests {
         fn name(&self) -> &'static str {
             "panicking"
         }
-        fn probe(&self, _: Target) -> Result<Support> {
-            Ok(Support::Yes)
+        fn probe(&self) -> Result<Probe> {
+            Ok(Probe::Answers([Support::Yes, Support::Yes, Support::Yes]))
         }
-        fn suspend(&self, _: Target) -> Result<()> {
+        fn suspend(&self, _: Target, _: Duration) -> Result<()> {
             panic!("injected")
         }
     }
@@ -713,10 +755,10 @@ mod tests {
         fn name(&self) -> &'static str {
             "unavailable"
         }
-        fn probe(&self, _: Target) -> Result<Support> {
-            Ok(Support::Unavailable("not here".into()))
+        fn probe(&self) -> Result<Probe> {
+            Ok(Probe::Unavailable("not here".into()))
         }
-        fn suspend(&self, _: Target) -> Result<()> {
+        fn suspend(&self, _: Target, _: Duration) -> Result<()> {
             unreachable!("an unavailable backend is never asked to suspend")
         }
     }
@@ -740,10 +782,10 @@ mod tests {
         fn name(&self) -> &'static str {
             "sleeping"
         }
-        fn probe(&self, _: Target) -> Result<Support> {
-            Ok(Support::Yes)
+        fn probe(&self) -> Result<Probe> {
+            Ok(Probe::Answers([Support::Yes, Support::Yes, Support::Yes]))
         }
-        fn suspend(&self, _: Target) -> Result<()> {
+        fn suspend(&self, _: Target, _: Duration) -> Result<()> {
             self.0.lock().unwrap().recv().unwrap();
             Ok(())
         }

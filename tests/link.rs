@@ -124,8 +124,10 @@ fn shared_library_args(dir: &Path) -> Vec<String> {
 
 fn static_library_args() -> Vec<String> {
     let archive = common::built("libvirnodesuspend.a");
-    // What the Rust standard library needs from the C library (`--print native-static-libs`).
+    // What the library needs from the system (`--print native-static-libs`): libdbus for
+    // logind, and what the Rust standard library needs from the C library.
     let system = [
+        "-ldbus-1",
         "-lgcc_s",
         "-lutil",
         "-lrt",

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Support};
+use std::time::Duration;
+
+use super::{Backend, Probe, Support};
 use crate::error::Result;
 use crate::sysfs;
 use crate::target::Target;
@@ -85,7 +87,7 @@ impl Kernel {
         }))
     }
 
-    fn probe_states(&self, states: &[&str], target: Target) -> Result<Support> {
+    fn support(&self, states: &[&str], target: Target) -> Result<Support> {
         let needed = match target {
             Target::Mem => "mem",
             Target::Disk | Target::Hybrid => "disk",
@@ -116,17 +118,20 @@ impl Backend for Kernel {
         "kernel"
     }
 
-    fn probe(&self, target: Target) -> Result<Support> {
-        match sysfs::read_optional(&self.state, PROBE)? {
-            None => Ok(Support::Unavailable(format!(
+    fn probe(&self) -> Result<Probe> {
+        let Some(text) = sysfs::read_optional(&self.state, PROBE)? else {
+            return Ok(Probe::Unavailable(format!(
                 "{} does not exist",
                 self.state.display()
-            ))),
-            Some(text) => self.probe_states(&text.split_whitespace().collect::<Vec<_>>(), target),
-        }
+            )));
+        };
+        let states: Vec<&str> = text.split_whitespace().collect();
+        let [mem, disk, hybrid] = Target::ALL.map(|target| self.support(&states, target));
+        Ok(Probe::Answers([mem?, disk?, hybrid?]))
     }
 
-    fn suspend(&self, target: Target) -> Result<()> {
+    /// The write to the state file returns once the host is back: nothing to wait for.
+    fn suspend(&self, target: Target, _give_up_after: Duration) -> Result<()> {
         if target == Target::Mem {
             return sysfs::write(&self.state, "mem", SUSPEND);
         }
@@ -156,12 +161,13 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn answers(root: &FakeRoot) -> Vec<Support> {
-        let kernel = Kernel::new(root.path());
-        Target::ALL
-            .iter()
-            .map(|t| kernel.probe(*t).unwrap())
-            .collect()
+        match Kernel::new(root.path()).probe().unwrap() {
+            Probe::Answers(answers) => answers.to_vec(),
+            Probe::Unavailable(why) => panic!("unavailable: {why}"),
+        }
     }
+
+    const LATER: Duration = Duration::from_secs(60);
 
     #[test]
     fn mem_and_disk_with_swap() {
@@ -211,16 +217,17 @@ mod tests {
     #[test]
     fn missing_state_file_makes_the_backend_unavailable() {
         let root = FakeRoot::new();
-        assert!(answers(&root)
-            .iter()
-            .all(|a| matches!(a, Support::Unavailable(_))));
+        assert!(matches!(
+            Kernel::new(root.path()).probe(),
+            Ok(Probe::Unavailable(_))
+        ));
     }
 
     #[test]
     fn unreadable_state_file_is_an_error() {
         let root = FakeRoot::new();
         std::fs::create_dir_all(root.path().join("sys/power/state")).unwrap();
-        let e = Kernel::new(root.path()).probe(Target::Mem).unwrap_err();
+        let e = Kernel::new(root.path()).probe().unwrap_err();
         assert!(e.message.ends_with("Is a directory"), "{}", e.message);
     }
 
@@ -237,7 +244,7 @@ mod tests {
             .unwrap()
             .success());
         let kernel = Kernel::new(root.path());
-        let sleeper = thread::spawn(move || kernel.suspend(target));
+        let sleeper = thread::spawn(move || kernel.suspend(target, LATER));
         // The mode is written before the state file is opened, and the opening blocks
         // until the test opens the FIFO for reading.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -273,7 +280,9 @@ mod tests {
         let root = FakeRoot::new()
             .state("mem disk")
             .disk("platform [shutdown] suspend");
-        Kernel::new(root.path()).suspend(Target::Disk).unwrap();
+        Kernel::new(root.path())
+            .suspend(Target::Disk, LATER)
+            .unwrap();
         assert_eq!(root.read("sys/power/disk"), "platform [shutdown] suspend");
         assert_eq!(root.read("sys/power/state"), "disk");
     }
@@ -281,7 +290,9 @@ mod tests {
     #[test]
     fn mem_writes_mem() {
         let root = FakeRoot::new().state("mem");
-        Kernel::new(root.path()).suspend(Target::Mem).unwrap();
+        Kernel::new(root.path())
+            .suspend(Target::Mem, LATER)
+            .unwrap();
         assert_eq!(root.read("sys/power/state"), "mem");
     }
 }

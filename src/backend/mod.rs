@@ -1,32 +1,54 @@
 //! Backends: the ways a host can be asked whether it can sleep, and be put to sleep.
 //!
-//! As in libvirt, backends are consulted in order for each target and the first one that
-//! is *available* answers; a later one is asked only when an earlier one is unavailable.
-//! The suspend is then carried out by the backend that answered for that target.
+//! As in libvirt, backends are consulted in order and the first one that is *available*
+//! answers; a later one is asked only when an earlier one is unavailable. The suspend is
+//! then carried out by the backend that answered.
 
 pub mod kernel;
+pub mod logind;
+pub mod pm_utils;
+
+use std::time::Duration;
+
+use nix::time::{clock_gettime, ClockId};
 
 use crate::error::Result;
 use crate::target::Target;
 
-/// A backend's answer to "is this target supported?". Every "no" carries its reason, so
-/// that an unsupported target can be explained.
+/// Whether a target is supported. Every "no" carries its reason, so that an unsupported
+/// target can be explained (it is logged through libvirt).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Support {
     Yes,
     No(String),
+}
+
+/// A backend's answer to the capability query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
     /// The backend cannot answer on this host (its service or interface is missing).
     Unavailable(String),
+    /// The support of each target, indexed by the target's number.
+    Answers([Support; 3]),
 }
 
 pub trait Backend: Send + Sync {
     /// Short name, as in `VIRNODESUSPEND_BACKENDS`.
     fn name(&self) -> &'static str;
 
-    /// Whether the host can be put into `target` this way. An `Err` fails the whole
+    /// Whether the host can be put into each target this way. An `Err` fails the whole
     /// capability query (and so is not cached).
-    fn probe(&self, target: Target) -> Result<Support>;
+    fn probe(&self) -> Result<Probe>;
 
-    /// Puts the host into `target`; returns once it is back, or the attempt failed.
-    fn suspend(&self, target: Target) -> Result<()>;
+    /// Puts the host into `target`; returns once it is back, or the attempt failed, or
+    /// `give_up_after` has passed (counting the time asleep).
+    fn suspend(&self, target: Target, give_up_after: Duration) -> Result<()>;
+}
+
+/// Time since boot, including time asleep: deadlines that span a suspend are measured on
+/// it (the monotonic clock stops while the host sleeps).
+pub fn since_boot() -> Duration {
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map(Duration::from)
+        .expect("CLOCK_BOOTTIME exists on every Linux since 2.6.39")
 }

@@ -17,6 +17,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NOW = 1_800_000_000
 
+# No system bus: a socket path that cannot exist.
+NO_HOST = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/virnodesuspend-test-bus"}
+
 
 @pytest.fixture(scope="session")
 def library():
@@ -87,11 +90,12 @@ def system_bus(tmp_path):
 
 def run(spec, env):
     """Runs driver.py with SPEC in a fresh process with ENV added; returns its results.
-    Unless ENV names a root, the library gets an empty one: no test reaches the real /."""
+    Unless ENV says otherwise, the library gets an empty root and no system bus: no test
+    reaches this machine's /sys, RTC or bus."""
     empty_root = tempfile.mkdtemp(prefix="virnodesuspend-empty-root-")
     process = subprocess.run(
         [sys.executable, str(HERE / "driver.py"), json.dumps(spec)],
-        env={**os.environ, "VIRNODESUSPEND_ROOT": empty_root, **env},
+        env={**os.environ, **NO_HOST, "VIRNODESUSPEND_ROOT": empty_root, **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import NOW, run
+from conftest import NO_HOST, NOW, run
 from driver import Error
 
 
@@ -18,7 +18,7 @@ def load(library, monkeypatch):
     copies = []
 
     def load_with(tmp_path, **knobs):
-        for name, value in knobs.items():
+        for name, value in {**NO_HOST, **knobs}.items():
             monkeypatch.setenv(name, value)
         copy = tmp_path / f"libvirnodesuspend-{len(copies)}.so"
         copy.write_bytes(open(library, "rb").read())

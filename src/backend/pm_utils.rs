@@ -1,0 +1,333 @@
+//! The pm-utils backend: `pm-is-supported` answers, `pm-suspend`, `pm-hibernate` and
+//! `pm-suspend-hybrid` carry out, found on `PATH` as libvirt finds them.
+//!
+//! The helpers run without a shell, with no descriptor of this process but standard input,
+//! output and error (a daemon's sockets must not leak into them), and within a time bound:
+//! one that exits non-zero, is killed, or outlives its bound is a failed suspend.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use super::{since_boot, Backend, Probe, Support};
+use crate::error::{Error, ErrorCode, Result};
+use crate::target::Target;
+
+const PROBE: &str = "virNodeSuspendGetTargetMask";
+const SUSPEND: &str = "virNodeSuspend";
+
+/// How long `pm-is-supported` may take to answer.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct PmUtils {
+    /// `PATH`, as the process had it when the backend was made.
+    path: Option<OsString>,
+}
+
+impl PmUtils {
+    pub fn new(path: Option<OsString>) -> PmUtils {
+        PmUtils { path }
+    }
+
+    /// The first executable regular file called `name` in a `PATH` directory (libvirt's
+    /// `virFindFileInPath`, with its default of `/bin:/usr/bin` when `PATH` is unset).
+    fn find(&self, name: &str) -> Option<PathBuf> {
+        let path = self.path.clone().unwrap_or_else(|| "/bin:/usr/bin".into());
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|file| {
+                file.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    }
+
+    fn helper(&self, name: &str, function: &'static str) -> Result<PathBuf> {
+        self.find(name).ok_or_else(|| {
+            let missing = std::io::Error::from_raw_os_error(libc::ENOENT);
+            Error::system(function, &missing, format!("Cannot find '{name}' in path"))
+        })
+    }
+}
+
+/// Runs `program` with `args` and waits for it, at most `limit` (on the boot clock, so
+/// time asleep counts): then it is killed.
+fn run(
+    program: &Path,
+    args: &[&str],
+    limit: Duration,
+    function: &'static str,
+) -> Result<ExitStatus> {
+    let shown = || {
+        let mut words = vec![program.display().to_string()];
+        words.extend(args.iter().map(|a| a.to_string()));
+        words.join(" ")
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec and makes one
+    // async-signal-safe system call.
+    unsafe {
+        command.pre_exec(|| {
+            // Close every descriptor above standard error that the process did not mark
+            // close-on-exec (close_range, Linux 5.9).
+            if libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::system(function, &e, format!("Cannot run '{}'", shown())))?;
+    let deadline = since_boot() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if since_boot() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::new(
+                    ErrorCode::OperationFailed,
+                    function,
+                    format!(
+                        "'{}' did not finish within {} s and was killed",
+                        shown(),
+                        limit.as_secs()
+                    ),
+                ));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(Error::system(
+                    function,
+                    &e,
+                    format!("Cannot wait for '{}'", shown()),
+                ))
+            }
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+impl Backend for PmUtils {
+    fn name(&self) -> &'static str {
+        "pm-utils"
+    }
+
+    fn probe(&self) -> Result<Probe> {
+        let Some(program) = self.find("pm-is-supported") else {
+            return Ok(Probe::Unavailable(
+                "pm-is-supported is not on PATH".to_owned(),
+            ));
+        };
+        let mut answers = Vec::with_capacity(Target::ALL.len());
+        for target in Target::ALL {
+            let option = match target {
+                Target::Mem => "--suspend",
+                Target::Disk => "--hibernate",
+                Target::Hybrid => "--suspend-hybrid",
+            };
+            let status = run(&program, &[option], QUERY_TIMEOUT, PROBE)?;
+            answers.push(match status.success() {
+                true => Support::Yes,
+                false => Support::No(format!("pm-is-supported {option} {}", describe(status))),
+            });
+        }
+        let [mem, disk, hybrid]: [Support; 3] = answers.try_into().expect("one per target");
+        Ok(Probe::Answers([mem, disk, hybrid]))
+    }
+
+    fn suspend(&self, target: Target, give_up_after: Duration) -> Result<()> {
+        let name = match target {
+            Target::Mem => "pm-suspend",
+            Target::Disk => "pm-hibernate",
+            Target::Hybrid => "pm-suspend-hybrid",
+        };
+        let status = run(&self.helper(name, SUSPEND)?, &[], give_up_after, SUSPEND)?;
+        match status.success() {
+            true => Ok(()),
+            false => Err(Error::new(
+                ErrorCode::OperationFailed,
+                SUSPEND,
+                format!("{name} {}", describe(status)),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeRoot;
+    use std::fs;
+
+    /// A directory of helper scripts; each writes its name and arguments to `calls`.
+    fn helpers(root: &FakeRoot, scripts: &[(&str, &str)]) -> PmUtils {
+        let bin = root.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let calls = root.path().join("calls");
+        for (name, body) in scripts {
+            let file = bin.join(name);
+            fs::write(
+                &file,
+                format!(
+                    "#!/bin/sh\necho \"{name} $*\" >> {}\n{body}\n",
+                    calls.display()
+                ),
+            )
+            .unwrap();
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        PmUtils::new(Some(bin.into_os_string()))
+    }
+
+    const SUPPORTS_SUSPEND_ONLY: (&str, &str) = ("pm-is-supported", "[ \"$1\" = --suspend ]");
+
+    #[test]
+    fn unavailable_without_pm_is_supported_on_path() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[("pm-suspend", "")]);
+        assert!(matches!(pm.probe(), Ok(Probe::Unavailable(_))));
+    }
+
+    #[test]
+    fn exit_status_zero_means_supported() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[SUPPORTS_SUSPEND_ONLY]);
+        let Probe::Answers([mem, disk, hybrid]) = pm.probe().unwrap() else {
+            panic!("unavailable")
+        };
+        assert_eq!(mem, Support::Yes);
+        assert_eq!(
+            disk,
+            Support::No("pm-is-supported --hibernate exited with status 1".into())
+        );
+        assert!(matches!(hybrid, Support::No(_)));
+        assert_eq!(
+            root.read("calls"),
+            "pm-is-supported --suspend\npm-is-supported --hibernate\npm-is-supported --suspend-hybrid\n"
+        );
+    }
+
+    #[test]
+    fn each_target_runs_its_helper() {
+        let root = FakeRoot::new();
+        let pm = helpers(
+            &root,
+            &[
+                ("pm-suspend", ""),
+                ("pm-hibernate", ""),
+                ("pm-suspend-hybrid", ""),
+            ],
+        );
+        for target in Target::ALL {
+            pm.suspend(target, Duration::from_secs(30)).unwrap();
+        }
+        assert_eq!(
+            root.read("calls"),
+            "pm-suspend \npm-hibernate \npm-suspend-hybrid \n"
+        );
+    }
+
+    #[test]
+    fn helper_that_fails_is_a_failed_suspend() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[("pm-suspend", "exit 3")]);
+        let e = pm
+            .suspend(Target::Mem, Duration::from_secs(30))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "operation failed: pm-suspend exited with status 3"
+        );
+    }
+
+    #[test]
+    fn helper_that_is_killed_is_a_failed_suspend() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[("pm-hibernate", "kill -9 $$")]);
+        let e = pm
+            .suspend(Target::Disk, Duration::from_secs(30))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "operation failed: pm-hibernate was killed by signal 9"
+        );
+    }
+
+    #[test]
+    fn helper_that_hangs_is_killed_at_the_bound() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[("pm-suspend", "exec sleep 600")]);
+        let e = pm
+            .suspend(Target::Mem, Duration::from_millis(300))
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::OperationFailed);
+        assert!(
+            e.message
+                .ends_with("did not finish within 0 s and was killed"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn missing_helper_is_libvirts_cannot_find() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[SUPPORTS_SUSPEND_ONLY]);
+        let e = pm
+            .suspend(Target::Mem, Duration::from_secs(30))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "Cannot find 'pm-suspend' in path: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn helpers_inherit_no_descriptors_but_the_standard_three() {
+        let root = FakeRoot::new();
+        // An inheritable descriptor, as a daemon's socket without close-on-exec would be,
+        // numbered well above those the helper opens itself.
+        let file = fs::File::open("/dev/null").unwrap();
+        // SAFETY: F_DUPFD duplicates a descriptor this test owns, without FD_CLOEXEC.
+        let fd = unsafe {
+            libc::fcntl(
+                std::os::unix::io::AsRawFd::as_raw_fd(&file),
+                libc::F_DUPFD,
+                100,
+            )
+        };
+        assert!(fd >= 100);
+        let listing = root.path().join("fds");
+        let pm = helpers(
+            &root,
+            &[(
+                "pm-suspend",
+                &format!("ls /proc/self/fd > {}", listing.display()),
+            )],
+        );
+        pm.suspend(Target::Mem, Duration::from_secs(30)).unwrap();
+        // 0, 1, 2, and the descriptor ls opens to read the directory.
+        let fds: Vec<String> = root.read("fds").lines().map(str::to_owned).collect();
+        assert_eq!(fds.len(), 4, "{fds:?}");
+        assert!(!fds.contains(&fd.to_string()), "{fds:?}");
+        // SAFETY: closes the duplicate this test made.
+        unsafe { libc::close(fd) };
+    }
+}
