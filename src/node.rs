@@ -205,7 +205,7 @@ impl NodeSuspend {
             .iter()
             .map(|kind| -> Box<dyn Backend> {
                 match kind {
-                    BackendKind::Logind => Box::new(Logind::new(LOGIND_CALL_TIMEOUT)),
+                    BackendKind::Logind => Box::new(Logind::new(None, LOGIND_CALL_TIMEOUT)),
                     BackendKind::PmUtils => Box::new(PmUtils::new(config.path.clone())),
                     BackendKind::Kernel => Box::new(Kernel::new(&config.root)),
                 }

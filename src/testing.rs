@@ -1,8 +1,10 @@
-//! Fake roots for the unit tests: a directory laid out like `/` with the kernel files a
-//! test needs, removed again when the test ends.
+//! For the unit tests: fake roots (a directory laid out like `/` with the kernel files a
+//! test needs) and a private bus with a stand-in logind, both gone when the test ends.
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct FakeRoot {
@@ -73,5 +75,55 @@ impl FakeRoot {
 impl Drop for FakeRoot {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A real dbus-daemon with the stand-in logind of tests/abi/logind_standin.py on it,
+/// configured with `config` (its JSON: answers and sleep behaviour).
+pub struct PrivateBus {
+    helper: Child,
+    pub address: String,
+    directory: FakeRoot,
+}
+
+impl PrivateBus {
+    pub fn start(config: &str) -> PrivateBus {
+        let directory = FakeRoot::new();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi/private_bus.py");
+        let mut helper = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(directory.path())
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with python3-dbus");
+        let mut address = String::new();
+        BufReader::new(helper.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        assert!(address.starts_with("unix:"), "no bus: {address:?}");
+        PrivateBus {
+            helper,
+            address: address.trim().to_owned(),
+            directory,
+        }
+    }
+
+    /// The calls the stand-in received, one per line ("Suspend False", "CanHibernate").
+    pub fn calls(&self) -> String {
+        fs::read_to_string(self.directory.path().join("logind.log")).unwrap_or_default()
+    }
+
+    /// Stops the bus and the stand-in (as a bus that goes away).
+    pub fn stop(&mut self) {
+        drop(self.helper.stdin.take());
+        let _ = self.helper.wait();
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use dbus::blocking::{Connection, Proxy};
+use dbus::channel::Channel;
 use dbus::message::MatchRule;
 
 use super::{since_boot, Backend, Probe, Support};
@@ -24,6 +25,9 @@ const PROBE: &str = "virNodeSuspendGetTargetMask";
 const SUSPEND: &str = "virNodeSuspend";
 
 pub struct Logind {
+    /// The bus to use instead of the system bus (tests; libdbus itself honours
+    /// `DBUS_SYSTEM_BUS_ADDRESS` for the system bus).
+    bus_address: Option<String>,
     /// The longest any one D-Bus call may take.
     call_timeout: Duration,
 }
@@ -43,8 +47,23 @@ fn bus_error(function: &'static str, what: &str, e: &dbus::Error) -> Error {
 }
 
 impl Logind {
-    pub fn new(call_timeout: Duration) -> Logind {
-        Logind { call_timeout }
+    pub fn new(bus_address: Option<String>, call_timeout: Duration) -> Logind {
+        Logind {
+            bus_address,
+            call_timeout,
+        }
+    }
+
+    /// A private connection: libvirt's own connection in the same process is never touched.
+    fn connect(&self) -> std::result::Result<Connection, dbus::Error> {
+        match &self.bus_address {
+            None => Connection::new_system(),
+            Some(address) => {
+                let mut channel = Channel::open_private(address)?;
+                channel.register()?;
+                Ok(Connection::from(channel))
+            }
+        }
     }
 
     fn manager<'a>(&self, connection: &'a Connection) -> Proxy<'a, &'a Connection> {
@@ -72,7 +91,7 @@ impl Backend for Logind {
     }
 
     fn probe(&self) -> Result<Probe> {
-        let connection = match Connection::new_system() {
+        let connection = match self.connect() {
             Ok(connection) => connection,
             Err(e) => {
                 return Ok(Probe::Unavailable(format!(
@@ -116,7 +135,8 @@ impl Backend for Logind {
             Target::Disk => "Hibernate",
             Target::Hybrid => "HybridSleep",
         };
-        let connection = Connection::new_system()
+        let connection = self
+            .connect()
             .map_err(|e| bus_error(SUSPEND, "Cannot reach the system bus", &e))?;
         let (back_tx, back) = mpsc::channel();
         // Listen before asking, so that no signal can come in between.
@@ -149,5 +169,156 @@ impl Backend for Logind {
                 give_up_after.as_secs()
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::PrivateBus;
+    use std::thread;
+    use std::time::Instant;
+
+    /// Short, so that the fault tests end quickly.
+    const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+    const LATER: Duration = Duration::from_secs(30);
+
+    fn logind(bus: &PrivateBus) -> Logind {
+        Logind::new(Some(bus.address.clone()), CALL_TIMEOUT)
+    }
+
+    fn answers(config: &str) -> Probe {
+        let bus = PrivateBus::start(config);
+        logind(&bus).probe().unwrap()
+    }
+
+    #[test]
+    fn yes_and_challenge_mean_supported() {
+        let probe = answers(
+            r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#,
+        );
+        let no = Support::No("logind answers 'no' to CanHybridSleep".into());
+        assert_eq!(probe, Probe::Answers([Support::Yes, Support::Yes, no]));
+    }
+
+    #[test]
+    fn unavailable_without_a_bus() {
+        let logind = Logind::new(Some("unix:path=/nonexistent/bus".into()), CALL_TIMEOUT);
+        assert!(
+            matches!(logind.probe(), Ok(Probe::Unavailable(why)) if why.starts_with("no system bus"))
+        );
+    }
+
+    #[test]
+    fn unavailable_unless_activatable() {
+        let probe = answers(r#"{"CanSuspend": "yes", "activatable": false}"#);
+        assert_eq!(
+            probe,
+            Probe::Unavailable("org.freedesktop.login1 is not activatable".into())
+        );
+    }
+
+    #[test]
+    fn unavailable_unless_running() {
+        let probe = answers(r#"{"running": false}"#);
+        assert_eq!(
+            probe,
+            Probe::Unavailable("org.freedesktop.login1 is not running".into())
+        );
+    }
+
+    #[test]
+    fn suspend_lasts_until_logind_reports_the_host_back() {
+        let bus = PrivateBus::start(r#"{"Hibernate": "ok", "asleep_ms": 400}"#);
+        let began = Instant::now();
+        logind(&bus).suspend(Target::Disk, LATER).unwrap();
+        assert!(began.elapsed() >= Duration::from_millis(400));
+        assert_eq!(
+            bus.calls(),
+            "Hibernate False\nPrepareForSleep True\nPrepareForSleep False\n"
+        );
+    }
+
+    #[test]
+    fn each_target_calls_its_method_non_interactively() {
+        let bus = PrivateBus::start(r#"{"asleep_ms": 10}"#);
+        for target in Target::ALL {
+            logind(&bus).suspend(target, LATER).unwrap();
+        }
+        let methods: Vec<String> = bus
+            .calls()
+            .lines()
+            .filter(|l| !l.starts_with("Prepare"))
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            methods,
+            ["Suspend False", "Hibernate False", "HybridSleep False"]
+        );
+    }
+
+    #[test]
+    fn refused_suspend_is_a_failure() {
+        let bus = PrivateBus::start(r#"{"Suspend": "error"}"#);
+        let e = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+        assert_eq!(e.code, ErrorCode::DbusService);
+        assert_eq!(
+            e.message,
+            "error from service: Suspend: org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
+        );
+    }
+
+    #[test]
+    fn logind_that_never_answers_times_out() {
+        let bus = PrivateBus::start(r#"{"Suspend": "hang"}"#);
+        let began = Instant::now();
+        let e = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+        assert_eq!(e.code, ErrorCode::DbusService);
+        assert!(
+            e.message.contains("org.freedesktop.DBus.Error.NoReply"),
+            "{}",
+            e.message
+        );
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    #[test]
+    fn host_never_reported_back_is_given_up_at_the_bound() {
+        let bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
+        let e = logind(&bus)
+            .suspend(Target::Mem, Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "operation failed: logind did not report the host back within 1 s of Suspend"
+        );
+    }
+
+    #[test]
+    fn bus_that_goes_away_while_asleep_is_a_failure() {
+        let mut bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
+        let logind = logind(&bus);
+        let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !bus.calls().contains("PrepareForSleep True") {
+            assert!(
+                !sleeper.is_finished() && Instant::now() < deadline,
+                "never went to sleep"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        bus.stop();
+        let e = sleeper.join().unwrap().unwrap_err();
+        assert_eq!(e.code, ErrorCode::DbusService);
+        assert!(
+            e.message
+                .starts_with("error from service: Lost the system bus while asleep"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -1,8 +1,15 @@
-"""A stand-in for systemd-logind on a private bus: answers CanSuspend, CanHibernate and
-CanHybridSleep as configured, records the calls it gets, and exits on SIGTERM.
+"""A stand-in for systemd-logind on a private bus.
 
-Usage: logind_standin.py ANSWERS_JSON RECORD_FILE, with ANSWERS_JSON like
-{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}.
+It answers CanSuspend, CanHibernate and CanHybridSleep as configured. It carries out
+Suspend, Hibernate and HybridSleep as configured:
+- "ok": reply, emit PrepareForSleep(true), then after "asleep_ms" PrepareForSleep(false);
+- "error": reply with an org.freedesktop.login1 error;
+- "hang": never reply.
+It records every call (name and arguments) in RECORD_FILE, and exits on SIGTERM.
+
+Usage: logind_standin.py CONFIG_JSON RECORD_FILE, for example
+{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no",
+ "Suspend": "ok", "asleep_ms": 200}.
 Needs Debian's python3-dbus and python3-gi (run it with /usr/bin/python3).
 """
 
@@ -18,36 +25,71 @@ from gi.repository import GLib
 MANAGER = "org.freedesktop.login1.Manager"
 
 
+class Refused(dbus.DBusException):
+    _dbus_error_name = "org.freedesktop.login1.SleepVerbNotSupported"
+
+
 class Manager(dbus.service.Object):
-    def __init__(self, bus, answers, record):
+    def __init__(self, bus, config, record):
         super().__init__(bus, "/org/freedesktop/login1")
-        self.answers = answers
+        self.config = config
         self.record = record
 
-    def answer(self, method):
+    def log(self, *words):
         with open(self.record, "a") as f:
-            f.write(method + "\n")
-        return self.answers.get(method, "na")
+            f.write(" ".join(str(w) for w in words) + "\n")
+
+    def can(self, method):
+        self.log(method)
+        return self.config.get(method, "na")
+
+    def sleep(self, method, interactive, reply, error):
+        self.log(method, bool(interactive))
+        behaviour = self.config.get(method, self.config.get("Suspend", "ok"))
+        if behaviour == "error":
+            error(Refused(f"{method} is refused by the stand-in"))
+        elif behaviour == "ok":
+            reply()
+            GLib.idle_add(self.PrepareForSleep, True)
+            GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
+        # "hang": neither reply nor error.
 
     @dbus.service.method(MANAGER, in_signature="", out_signature="s")
     def CanSuspend(self):
-        return self.answer("CanSuspend")
+        return self.can("CanSuspend")
 
     @dbus.service.method(MANAGER, in_signature="", out_signature="s")
     def CanHibernate(self):
-        return self.answer("CanHibernate")
+        return self.can("CanHibernate")
 
     @dbus.service.method(MANAGER, in_signature="", out_signature="s")
     def CanHybridSleep(self):
-        return self.answer("CanHybridSleep")
+        return self.can("CanHybridSleep")
+
+    @dbus.service.method(MANAGER, in_signature="b", out_signature="", async_callbacks=("reply", "error"))
+    def Suspend(self, interactive, reply, error):
+        self.sleep("Suspend", interactive, reply, error)
+
+    @dbus.service.method(MANAGER, in_signature="b", out_signature="", async_callbacks=("reply", "error"))
+    def Hibernate(self, interactive, reply, error):
+        self.sleep("Hibernate", interactive, reply, error)
+
+    @dbus.service.method(MANAGER, in_signature="b", out_signature="", async_callbacks=("reply", "error"))
+    def HybridSleep(self, interactive, reply, error):
+        self.sleep("HybridSleep", interactive, reply, error)
+
+    @dbus.service.signal(MANAGER, signature="b")
+    def PrepareForSleep(self, start):
+        self.log("PrepareForSleep", bool(start))
+        return False  # as a GLib source: run once
 
 
 def main():
-    answers, record = json.loads(sys.argv[1]), sys.argv[2]
+    config, record = json.loads(sys.argv[1]), sys.argv[2]
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
     bus = dbus.SystemBus()
     name = dbus.service.BusName("org.freedesktop.login1", bus)
-    manager = Manager(bus, answers, record)
+    manager = Manager(bus, config, record)
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     print("ready", flush=True)

@@ -1,8 +1,10 @@
 """A private system bus (a real dbus-daemon) with a stand-in logind on it.
 
-As a module: start(directory, answers) -> PrivateBus. As a program (for the benchmark):
-private_bus.py DIRECTORY ANSWERS_JSON prints the bus address, then keeps both running
-until its standard input closes.
+As a module: PrivateBus(directory), then .start_logind(config). As a program (for the
+benchmark and the Rust tests): private_bus.py DIRECTORY CONFIG_JSON prints the bus
+address, then keeps both running until its standard input closes. CONFIG_JSON configures
+the stand-in (see logind_standin.py); with "activatable": false the bus has no service
+file for logind, with "running": false no stand-in is started.
 """
 
 import json
@@ -30,14 +32,15 @@ CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configurat
 
 
 class PrivateBus:
-    def __init__(self, directory):
+    def __init__(self, directory, activatable=True):
         self.directory = pathlib.Path(directory)
         services = self.directory / "services"
         services.mkdir(parents=True, exist_ok=True)
-        # libvirt requires logind to be activatable as well as running.
-        (services / "org.freedesktop.login1.service").write_text(
-            "[D-BUS Service]\nName=org.freedesktop.login1\nExec=/bin/false\n"
-        )
+        if activatable:
+            # libvirt requires logind to be activatable as well as running.
+            (services / "org.freedesktop.login1.service").write_text(
+                "[D-BUS Service]\nName=org.freedesktop.login1\nExec=/bin/false\n"
+            )
         config = self.directory / "bus.conf"
         config.write_text(CONFIG.format(directory=self.directory))
         self.daemon = subprocess.Popen(
@@ -73,9 +76,11 @@ class PrivateBus:
 
 
 def main():
-    bus = PrivateBus(sys.argv[1])
+    config = json.loads(sys.argv[2])
+    bus = PrivateBus(sys.argv[1], activatable=config.get("activatable", True))
     try:
-        bus.start_logind(json.loads(sys.argv[2]))
+        if config.get("running", True):
+            bus.start_logind(config)
         print(bus.address, flush=True)
         sys.stdin.read()
     finally:
