@@ -50,6 +50,11 @@ class FakeRoot:
         self.write("sys/power/disk", disk_modes)
         if swap:
             self.write("proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n")
+        return self.rtc()
+
+    def rtc(self):
+        """Only a wake-up capable RTC reading NOW: no /sys/power, so the kernel backend
+        is unavailable."""
         self.write("sys/class/rtc/rtc0/since_epoch", f"{NOW}\n")
         self.write("sys/class/rtc/rtc0/wakealarm", "")
         return self

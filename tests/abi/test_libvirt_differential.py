@@ -4,10 +4,11 @@ state. Return values, masks and every field of the error must be equal, both as 
 library reports them itself and as libvirt's virGetLastError() shows them when libvirt is
 in the process.
 
-libvirt 9.0 from Debian asks systemd-logind only; its host state is set with a stand-in
-logind on a private bus (or no bus at all), and ours with a fake root whose kernel files
-give the same answers. rtcwake and pm-utils are stand-ins on PATH, so libvirt's success
-path touches neither this machine's clock nor its power state.
+libvirt 9.0 from Debian asks systemd-logind only (it is built without pm-utils). Both
+libraries share the host state: the same stand-in logind on the same private bus (or no
+bus at all). Ours gets a fake root with only an RTC, so that logind is what answers for
+it too. rtcwake and pm-utils are stand-ins on PATH, so libvirt's success path touches
+neither this machine's clock nor its power state.
 """
 
 import pytest
@@ -73,11 +74,18 @@ def compare(calls, libvirt_env, ours_env, library):
     return expected
 
 
+def same_host(address, fake_root, fake_bin):
+    """The environments of libvirt and of this library for one host state."""
+    libvirt = {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)}
+    return libvirt, {**libvirt, "VIRNODESUSPEND_ROOT": str(fake_root.path)}
+
+
 def test_no_backend_available(tmp_path, fake_root, fake_bin, library):
+    # No bus, no pm-is-supported on PATH, no /sys/power: nothing can answer.
+    fake_root.rtc()
     results = compare(
         UNSUPPORTED_EVERYTHING,
-        {"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus", "PATH": str(fake_bin)},
-        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
+        *same_host(f"unix:path={tmp_path}/no-bus", fake_root, fake_bin),
         library,
     )
     assert results[0]["mask"] == 0
@@ -86,24 +94,14 @@ def test_no_backend_available(tmp_path, fake_root, fake_bin, library):
 
 def test_available_but_nothing_supported(system_bus, fake_root, fake_bin, library):
     address = system_bus({"CanSuspend": "no", "CanHibernate": "na", "CanHybridSleep": "no"})
-    fake_root.host(states="")
-    compare(
-        UNSUPPORTED_EVERYTHING,
-        {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)},
-        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
-        library,
-    )
+    fake_root.rtc()
+    compare(UNSUPPORTED_EVERYTHING, *same_host(address, fake_root, fake_bin), library)
 
 
 def test_mem_and_disk_supported(tmp_path, system_bus, fake_root, fake_bin, library):
     address = system_bus({"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"})
-    fake_root.host(states="freeze mem disk", disk_modes="[platform] shutdown reboot")
-    results = compare(
-        MEM_AND_DISK,
-        {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)},
-        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
-        library,
-    )
+    fake_root.rtc()
+    results = compare(MEM_AND_DISK, *same_host(address, fake_root, fake_bin), library)
     assert results[0]["mask"] == 0b011
     assert [r["ret"] for r in results].count(0) == 3  # two masks and one request
     # libvirt's success went through the rtcwake stand-in; ours armed the fake RTC.
@@ -111,16 +109,13 @@ def test_mem_and_disk_supported(tmp_path, system_bus, fake_root, fake_bin, libra
     assert fake_root.read("sys/class/rtc/rtc0/wakealarm") == str(NOW + 61)
 
 
-def test_everything_supported(system_bus, fake_root, fake_bin, library):
+def test_everything_supported(tmp_path, system_bus, fake_root, fake_bin, library):
     address = system_bus({"CanSuspend": "yes", "CanHibernate": "yes", "CanHybridSleep": "challenge"})
-    fake_root.host(disk_modes="[platform] shutdown reboot suspend")
-    results = compare(
-        EVERYTHING,
-        {"DBUS_SYSTEM_BUS_ADDRESS": address, "PATH": str(fake_bin)},
-        {"VIRNODESUSPEND_ROOT": str(fake_root.path)},
-        library,
-    )
+    fake_root.rtc()
+    results = compare(EVERYTHING, *same_host(address, fake_root, fake_bin), library)
     assert results[0]["mask"] == 0b111
+    # Both asked logind, once per process: libvirt, ours alone, ours beside libvirt.
+    assert (tmp_path / "logind.log").read_text().count("CanSuspend") == 3
 
 
 def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, library):
