@@ -835,4 +835,93 @@ mod tests {
             thread::sleep(Duration::from_millis(5));
         }
     }
+
+    mod through_logind {
+        use super::*;
+        use crate::backend::logind::Logind;
+        use crate::testing::PrivateBus;
+
+        fn node(root: &FakeRoot, bus: &PrivateBus) -> NodeSuspend {
+            let logind = Logind::new(Some(bus.address.clone()), Duration::from_millis(500));
+            node_with(
+                root,
+                vec![Box::new(logind), Box::new(Kernel::new(root.path()))],
+            )
+        }
+
+        /// Runs one request to its end; the outcome, and the alarm file after it.
+        fn outcome(root: &FakeRoot, node: &NodeSuspend) -> (Result<()>, String) {
+            node.suspend(0, 60, 0).unwrap();
+            let outcome = wait_idle(node);
+            assert_eq!(outcome.backend, "logind");
+            (outcome.result, root.read("sys/class/rtc/rtc0/wakealarm"))
+        }
+
+        #[test]
+        fn logind_answers_before_the_kernel_and_carries_out() {
+            let root = host();
+            let bus = PrivateBus::start(
+                r#"{"CanSuspend": "yes", "CanHibernate": "no", "asleep_ms": 50}"#,
+            );
+            let node = node(&root, &bus);
+            // The kernel would allow disk: logind's "no" is final.
+            assert_eq!(node.target_mask().unwrap(), 0b001);
+            assert_eq!(outcome(&root, &node), (Ok(()), "0".to_owned()));
+            assert_eq!(
+                root.read("sys/power/state"),
+                "freeze mem disk",
+                "the kernel was not used"
+            );
+            assert!(bus
+                .calls()
+                .ends_with("Suspend False\nPrepareForSleep True\nPrepareForSleep False\n"));
+        }
+
+        #[test]
+        fn refusal_is_recorded_disarms_and_frees_the_request() {
+            let root = host();
+            let bus = PrivateBus::start(r#"{"CanSuspend": "yes", "Suspend": "error"}"#);
+            let node = node(&root, &bus);
+            let (result, alarm) = outcome(&root, &node);
+            assert_eq!(result.unwrap_err().code, ErrorCode::DbusService);
+            assert_eq!(alarm, "0");
+            assert!(
+                outcome(&root, &node).0.is_err(),
+                "the next request is accepted"
+            );
+        }
+
+        #[test]
+        fn silence_is_recorded_disarms_and_frees_the_request() {
+            let root = host();
+            let bus = PrivateBus::start(r#"{"CanSuspend": "yes", "Suspend": "hang"}"#);
+            let node = node(&root, &bus);
+            let (result, alarm) = outcome(&root, &node);
+            assert!(result.unwrap_err().message.contains("NoReply"));
+            assert_eq!(alarm, "0");
+        }
+
+        #[test]
+        fn bus_gone_between_query_and_suspend_is_recorded_and_frees_the_request() {
+            let root = host();
+            let mut bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
+            let node = node(&root, &bus);
+            assert_eq!(node.target_mask().unwrap(), 0b001);
+            bus.stop();
+            let (result, alarm) = outcome(&root, &node);
+            let error = result.unwrap_err();
+            assert!(
+                error
+                    .message
+                    .starts_with("error from service: Cannot reach the system bus"),
+                "{}",
+                error.message
+            );
+            assert_eq!(alarm, "0");
+            assert!(
+                outcome(&root, &node).0.is_err(),
+                "the next request is accepted"
+            );
+        }
+    }
 }

@@ -89,6 +89,9 @@ def system_bus(tmp_path):
         bus.start_logind(answers)
         return bus.address
 
+    start_logind.stop = bus.stop
+    start_logind.daemon_pid = bus.daemon.pid
+    start_logind.calls = lambda: (tmp_path / "logind.log").read_text()
     yield start_logind
     bus.stop()
 

@@ -9,12 +9,16 @@ but nothing has called virInitialize yet; "called": the calls go to libvirt's ow
 virNodeSuspend* instead of this library's.
 Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags]; and steps between
 them: ["link", path under VIRNODESUSPEND_ROOT, target] replaces a kernel file by a symbolic
-link (to /dev/full, whose writes fail), ["sleep", seconds].
+link (to /dev/full, whose writes fail), ["sleep", seconds], ["until", file, text] waits
+(30 s at most) until FILE contains TEXT, ["kill", pid] ends a process (a bus going away);
+["suspend_once_free", target, duration, flags] repeats the request while it is refused as
+in progress (30 s at most) and records the last answer.
 """
 
 import ctypes
 import json
 import os
+import signal
 import sys
 import time
 
@@ -46,6 +50,30 @@ def error_fields(pointer):
     error = pointer.contents
     values = {name: getattr(error, name) for name in FIELDS}
     return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
+
+
+def wait_until(file, text):
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with open(file) as f:
+                if text in f.read():
+                    return
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{file} never held {text!r}")
+        time.sleep(0.01)
+
+
+def suspend_once_free(suspend, own_error, arguments):
+    deadline = time.monotonic() + 30
+    while True:
+        ret = suspend(*arguments)
+        error = own_error()
+        if ret == 0 or error.contents.code != 55 or time.monotonic() > deadline:
+            return ret
+        time.sleep(0.01)
 
 
 def declare(library, prefix):
@@ -85,6 +113,12 @@ def main():
         if call[0] == "sleep":
             time.sleep(call[1])
             continue
+        if call[0] == "until":
+            wait_until(call[1], call[2])
+            continue
+        if call[0] == "kill":
+            os.kill(call[1], signal.SIGTERM)
+            continue
         if libvirt is not None and spec["libvirt"] != "uninitialized":
             # libvirt's public API resets the error on entry; its private functions don't.
             libvirt.virResetLastError()
@@ -93,6 +127,8 @@ def main():
             ret = mask(ctypes.byref(value))
         elif call[0] == "mask_null":
             ret = mask(None)
+        elif call[0] == "suspend_once_free":
+            ret = suspend_once_free(suspend, own_error, call[1:])
         else:
             ret = suspend(*call[1:])
         result = {"call": call, "ret": ret, "error": error_fields(own_error())}

@@ -35,7 +35,12 @@ def load(library, monkeypatch):
 
 def wait_for(predicate, seconds=30):
     deadline = time.monotonic() + seconds
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return
+        except FileNotFoundError:
+            pass
         assert time.monotonic() < deadline, "condition never held"
         time.sleep(0.01)
 
@@ -196,3 +201,73 @@ def test_error_raised_through_libvirt_that_nothing_initialized_yet(library):
     assert result["ret"] == -1
     assert result["error"]["message"] == "unsupported flags (0x1) in function virNodeSuspend"
     assert result["libvirt_error"] == result["error"]
+
+
+# Through logind, each test runs in a process of its own: libdbus reads the system bus
+# address once per process.
+
+
+def logind_env(address, fake_root):
+    fake_root.rtc()
+    return {"VIRNODESUSPEND_ROOT": str(fake_root.path), "VIRNODESUSPEND_DELAY": "0", "DBUS_SYSTEM_BUS_ADDRESS": address}
+
+
+def test_request_through_logind_is_in_progress_until_logind_reports_the_host_back(
+    tmp_path, library, fake_root, system_bus
+):
+    address = system_bus({"CanSuspend": "yes", "Suspend": "ok", "asleep_ms": 1500})
+    log, alarm = str(tmp_path / "logind.log"), str(fake_root.path / "sys/class/rtc/rtc0/wakealarm")
+    calls = [
+        ["suspend", 0, 60, 0],
+        ["until", log, "PrepareForSleep True"],
+        ["suspend", 0, 60, 0],  # in progress while "asleep"
+        ["until", log, "PrepareForSleep False"],
+        ["until", alarm, "0"],
+        ["suspend_once_free", 0, 60, 0],
+    ]
+    results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
+    assert [r["ret"] for r in results] == [0, -1, 0]
+    assert results[1]["error"]["code"] == 55
+    assert system_bus.calls().startswith("CanSuspend\nCanHibernate\nCanHybridSleep\nSuspend False\n")
+
+
+def test_bus_gone_between_query_and_suspend_frees_the_request(tmp_path, library, fake_root, system_bus):
+    address = system_bus({"CanSuspend": "yes"})
+    alarm = str(fake_root.path / "sys/class/rtc/rtc0/wakealarm")
+    calls = [
+        ["mask"],
+        ["kill", system_bus.daemon_pid],
+        ["sleep", 0.2],
+        ["suspend", 0, 60, 0],
+        ["until", alarm, "0"],
+        ["suspend_once_free", 0, 60, 0],
+    ]
+    results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
+    assert [(r["ret"], r.get("mask")) for r in results] == [(0, 1), (0, None), (0, None)]
+    assert "Suspend" not in system_bus.calls().replace("CanSuspend", "")
+
+
+def test_refused_by_logind_frees_the_request(tmp_path, library, fake_root, system_bus):
+    address = system_bus({"CanSuspend": "yes", "Suspend": "error"})
+    log, alarm = str(tmp_path / "logind.log"), str(fake_root.path / "sys/class/rtc/rtc0/wakealarm")
+    calls = [
+        ["suspend", 0, 60, 0],
+        ["until", log, "Suspend False"],
+        ["until", alarm, "0"],
+        ["suspend_once_free", 0, 60, 0],
+    ]
+    results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
+    assert [r["ret"] for r in results] == [0, 0]
+
+
+def test_pm_utils_answers_and_carries_out_when_logind_is_unavailable(tmp_path, load, fake_root, fake_bin):
+    (fake_bin / "pm-is-supported").write_text('#!/bin/sh\n[ "$1" = --hibernate ]\n')
+    (fake_bin / "pm-is-supported").chmod(0o755)
+    fake_root.host()  # the kernel would allow mem: pm-utils' "no" is final
+    lib = load(tmp_path, VIRNODESUSPEND_ROOT=str(fake_root.path), VIRNODESUSPEND_DELAY="0", PATH=str(fake_bin))
+    mask = ctypes.c_uint()
+    assert lib.virNodeSuspendGetTargetMask(ctypes.byref(mask)) == 0 and mask.value == 0b010
+    assert lib.virNodeSuspend(1, 60, 0) == 0
+    wait_for(lambda: "pm-hibernate" in (tmp_path / "helpers.log").read_text())
+    wait_for(lambda: fake_root.read("sys/class/rtc/rtc0/wakealarm") == "0")
+    assert fake_root.read("sys/power/state") == "freeze mem disk", "the kernel was not used"
