@@ -7,11 +7,12 @@
 //! that stops answering fails the request, it never blocks it.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dbus::blocking::{Connection, Proxy};
 use dbus::channel::Channel;
 use dbus::message::MatchRule;
+use dbus::Message;
 
 use super::{since_boot, Backend, Probe, Support};
 use crate::error::{Error, ErrorCode, Result};
@@ -70,19 +71,71 @@ impl Logind {
         connection.with_proxy(SERVICE, OBJECT, self.call_timeout)
     }
 
-    /// Whether the bus lists logind among the names of `listing` (`ListActivatableNames`
-    /// or `ListNames`).
-    fn bus_lists(&self, connection: &Connection, listing: &str) -> Result<bool> {
-        let bus = connection.with_proxy(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            self.call_timeout,
-        );
-        let (names,): (Vec<String>,) = bus
-            .method_call("org.freedesktop.DBus", listing, ())
-            .map_err(|e| bus_error(PROBE, listing, &e))?;
-        Ok(names.iter().any(|name| name == SERVICE))
+    /// Sends all `calls` at once and collects their replies (errors included), in the
+    /// order of the calls: one round trip for all, within one call timeout.
+    fn call_all(
+        &self,
+        connection: &Connection,
+        calls: Vec<Message>,
+    ) -> std::result::Result<Vec<Message>, dbus::Error> {
+        let channel = connection.channel();
+        let lost = || {
+            dbus::Error::new_custom(
+                "org.freedesktop.DBus.Error.Disconnected",
+                "the bus connection was lost",
+            )
+        };
+        let serials = calls
+            .into_iter()
+            .map(|call| channel.send(call).map_err(|()| lost()))
+            .collect::<std::result::Result<Vec<u32>, _>>()?;
+        let mut replies: Vec<Option<Message>> = serials.iter().map(|_| None).collect();
+        let deadline = Instant::now() + self.call_timeout;
+        while replies.iter().any(Option::is_none) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Err(dbus::Error::new_custom(
+                    "org.freedesktop.DBus.Error.NoReply",
+                    "no reply within the timeout",
+                ));
+            };
+            channel.read_write(Some(left)).map_err(|()| lost())?;
+            while let Some(message) = channel.pop_message() {
+                let serial = message.get_reply_serial();
+                if let Some(slot) = serials.iter().position(|s| Some(*s) == serial) {
+                    replies[slot] = Some(message);
+                }
+            }
+        }
+        Ok(replies.into_iter().flatten().collect())
     }
+}
+
+/// A call to the bus itself.
+fn bus_call(method: &str) -> Message {
+    Message::new_method_call(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        method,
+    )
+    .expect("valid names")
+}
+
+/// A call to logind that never starts it: where logind is not running, the bus answers
+/// with an error instead of activating it (libvirt starts nothing either).
+fn logind_call(method: &str) -> Message {
+    let mut call = Message::new_method_call(SERVICE, OBJECT, MANAGER, method).expect("valid names");
+    call.set_auto_start(false);
+    call
+}
+
+/// The names in a reply to `ListActivatableNames` or `ListNames` include logind's.
+fn lists_logind(reply: &mut Message, listing: &str) -> Result<bool> {
+    let names: Vec<String> = reply
+        .as_result()
+        .and_then(|reply| reply.read1().map_err(dbus::Error::from))
+        .map_err(|e| bus_error(PROBE, listing, &e))?;
+    Ok(names.iter().any(|name| name == SERVICE))
 }
 
 impl Backend for Logind {
@@ -100,22 +153,27 @@ impl Backend for Logind {
                 )))
             }
         };
-        if !self.bus_lists(&connection, "ListActivatableNames")? {
+        // Both of libvirt's checks (logind is activatable, and running) and the three
+        // questions, in one round trip: the answers are read only where the checks passed.
+        let methods = ["CanSuspend", "CanHibernate", "CanHybridSleep"];
+        let calls = [bus_call("ListActivatableNames"), bus_call("ListNames")]
+            .into_iter()
+            .chain(methods.map(logind_call))
+            .collect();
+        let mut replies = self
+            .call_all(&connection, calls)
+            .map_err(|e| bus_error(PROBE, "Cannot ask logind", &e))?;
+        if !lists_logind(&mut replies[0], "ListActivatableNames")? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not activatable")));
         }
-        if !self.bus_lists(&connection, "ListNames")? {
+        if !lists_logind(&mut replies[1], "ListNames")? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not running")));
         }
-        let manager = self.manager(&connection);
         let mut answers = Vec::with_capacity(Target::ALL.len());
-        for target in Target::ALL {
-            let method = match target {
-                Target::Mem => "CanSuspend",
-                Target::Disk => "CanHibernate",
-                Target::Hybrid => "CanHybridSleep",
-            };
-            let (answer,): (String,) = manager
-                .method_call(MANAGER, method, ())
+        for (method, reply) in methods.into_iter().zip(&mut replies[2..]) {
+            let answer: String = reply
+                .as_result()
+                .and_then(|reply| reply.read1().map_err(dbus::Error::from))
                 .map_err(|e| bus_error(PROBE, method, &e))?;
             // "challenge": allowed after authentication, which libvirt counts as supported.
             answers.push(match answer.as_str() {
@@ -177,7 +235,6 @@ mod tests {
     use super::*;
     use crate::testing::PrivateBus;
     use std::thread;
-    use std::time::Instant;
 
     /// Short, so that the fault tests end quickly.
     const CALL_TIMEOUT: Duration = Duration::from_millis(500);

@@ -4,7 +4,9 @@ As a module: PrivateBus(directory), then .start_logind(config). As a program (fo
 benchmark and the Rust tests): private_bus.py DIRECTORY CONFIG_JSON prints the bus
 address, then keeps both running until its standard input closes. CONFIG_JSON configures
 the stand-in (see logind_standin.py); with "activatable": false the bus has no service
-file for logind, with "running": false no stand-in is started.
+file for logind, with "running": false no stand-in is started, with "warm": true the
+stand-in answers each Can* call once before the address is printed (so that a benchmark
+does not charge its first, slow answers to whoever asks first).
 """
 
 import json
@@ -75,12 +77,22 @@ class PrivateBus:
             child.wait(timeout=10)
 
 
+def warm(address):
+    import dbus
+
+    manager = dbus.bus.BusConnection(address).get_object("org.freedesktop.login1", "/org/freedesktop/login1")
+    for method in ["CanSuspend", "CanHibernate", "CanHybridSleep"]:
+        manager.get_dbus_method(method, "org.freedesktop.login1.Manager")()
+
+
 def main():
     config = json.loads(sys.argv[2])
     bus = PrivateBus(sys.argv[1], activatable=config.get("activatable", True))
     try:
         if config.get("running", True):
             bus.start_logind(config)
+        if config.get("warm", False):
+            warm(bus.address)
         print(bus.address, flush=True)
         sys.stdin.read()
     finally:
