@@ -17,6 +17,8 @@ use std::panic::Location;
 
 /// `virErrorDomain::VIR_FROM_NONE`: libvirt's node-suspend code reports under no domain.
 pub const DOMAIN_NONE: i32 = 0;
+/// `virErrorDomain::VIR_FROM_DBUS`: libvirt's D-Bus calls report under this one.
+pub const DOMAIN_DBUS: i32 = 47;
 /// `virErrorLevel::VIR_ERR_ERROR`.
 pub const LEVEL_ERROR: i32 = 2;
 
@@ -60,6 +62,8 @@ pub struct Error(Box<ErrorFields>);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorFields {
     pub code: ErrorCode,
+    /// A `virErrorDomain`.
+    pub domain: i32,
     pub message: String,
     pub str1: String,
     pub str2: String,
@@ -152,6 +156,7 @@ impl Error {
         let caller = Location::caller();
         Error(Box::new(ErrorFields {
             code,
+            domain: DOMAIN_NONE,
             message,
             str1,
             str2,
@@ -161,6 +166,14 @@ impl Error {
             file: caller.file(),
             line: caller.line(),
         }))
+    }
+}
+
+impl Error {
+    /// The same error, reported under `domain`.
+    pub fn in_domain(mut self, domain: i32) -> Error {
+        self.0.domain = domain;
+        self
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use once_cell::sync::OnceCell;
 
 use crate::config::Config;
-use crate::error::{Error, ErrorCode, Result, DOMAIN_NONE, LEVEL_ERROR};
+use crate::error::{Error, ErrorCode, Result, LEVEL_ERROR};
 use crate::libvirt;
 use crate::node::{check_flags, NodeSuspend};
 
@@ -52,7 +52,7 @@ impl LastError {
         Box::new(LastError {
             view: virNodeSuspendError {
                 code: error.code as c_int,
-                domain: DOMAIN_NONE,
+                domain: error.domain,
                 message: text(0),
                 level: LEVEL_ERROR,
                 conn: ptr::null_mut(),

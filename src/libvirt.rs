@@ -10,7 +10,7 @@
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 
-use crate::error::{Error, DOMAIN_NONE, LEVEL_ERROR};
+use crate::error::{Error, LEVEL_ERROR};
 
 /// `virRaiseErrorFull(filename, funcname, linenr, domain, code, level, str1, str2, str3,
 /// int1, int2, fmt, ...)` (libvirt's src/util/virerror.h).
@@ -120,7 +120,7 @@ pub fn raise(error: &Error) {
             file.as_ptr(),
             function.as_ptr(),
             error.line as usize,
-            DOMAIN_NONE,
+            error.domain,
             error.code as c_int,
             LEVEL_ERROR,
             str1.as_ptr(),

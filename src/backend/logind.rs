@@ -15,14 +15,13 @@ use dbus::message::MatchRule;
 use dbus::Message;
 
 use super::{since_boot, Backend, Probe, Support};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result, DOMAIN_DBUS};
 use crate::target::Target;
 
 const SERVICE: &str = "org.freedesktop.login1";
 const OBJECT: &str = "/org/freedesktop/login1";
 const MANAGER: &str = "org.freedesktop.login1.Manager";
 
-const PROBE: &str = "virNodeSuspendGetTargetMask";
 const SUSPEND: &str = "virNodeSuspend";
 
 pub struct Logind {
@@ -33,18 +32,28 @@ pub struct Logind {
     call_timeout: Duration,
 }
 
-/// A D-Bus failure as libvirt reports one (VIR_ERR_DBUS_SERVICE).
-fn bus_error(function: &'static str, what: &str, e: &dbus::Error) -> Error {
+/// An error reply, as libvirt 9.0 reports one: VIR_ERR_DBUS_SERVICE in the D-Bus domain,
+/// with GLib's text for a remote error ("GDBus.Error:NAME: MESSAGE").
+fn reply_error(e: &dbus::Error) -> Error {
+    let name = e.name().unwrap_or("org.freedesktop.DBus.Error.Failed");
+    let message = e.message().unwrap_or("");
+    Error::new(
+        ErrorCode::DbusService,
+        "virGDBusCallMethod",
+        format!("GDBus.Error:{name}: {message}"),
+    )
+    .in_domain(DOMAIN_DBUS)
+}
+
+/// A failure of the bus itself while a request is carried out (no libvirt counterpart:
+/// libvirt never asks logind to sleep), said with what was being done.
+fn bus_error(what: &str, e: &dbus::Error) -> Error {
     let detail = match (e.name(), e.message()) {
         (Some(name), Some(message)) => format!("{name}: {message}"),
         (Some(name), None) => name.to_owned(),
         (None, message) => message.unwrap_or("unknown error").to_owned(),
     };
-    Error::new(
-        ErrorCode::DbusService,
-        function,
-        format!("{what}: {detail}"),
-    )
+    Error::new(ErrorCode::DbusService, SUSPEND, format!("{what}: {detail}")).in_domain(DOMAIN_DBUS)
 }
 
 impl Logind {
@@ -130,11 +139,11 @@ fn logind_call(method: &str) -> Message {
 }
 
 /// The names in a reply to `ListActivatableNames` or `ListNames` include logind's.
-fn lists_logind(reply: &mut Message, listing: &str) -> Result<bool> {
+fn lists_logind(reply: &mut Message) -> Result<bool> {
     let names: Vec<String> = reply
         .as_result()
         .and_then(|reply| reply.read1().map_err(dbus::Error::from))
-        .map_err(|e| bus_error(PROBE, listing, &e))?;
+        .map_err(|e| reply_error(&e))?;
     Ok(names.iter().any(|name| name == SERVICE))
 }
 
@@ -162,11 +171,11 @@ impl Backend for Logind {
             .collect();
         let mut replies = self
             .call_all(&connection, calls)
-            .map_err(|e| bus_error(PROBE, "Cannot ask logind", &e))?;
-        if !lists_logind(&mut replies[0], "ListActivatableNames")? {
+            .map_err(|e| reply_error(&e))?;
+        if !lists_logind(&mut replies[0])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not activatable")));
         }
-        if !lists_logind(&mut replies[1], "ListNames")? {
+        if !lists_logind(&mut replies[1])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not running")));
         }
         let mut answers = Vec::with_capacity(Target::ALL.len());
@@ -174,7 +183,7 @@ impl Backend for Logind {
             let answer: String = reply
                 .as_result()
                 .and_then(|reply| reply.read1().map_err(dbus::Error::from))
-                .map_err(|e| bus_error(PROBE, method, &e))?;
+                .map_err(|e| reply_error(&e))?;
             // "challenge": allowed after authentication, which libvirt counts as supported.
             answers.push(match answer.as_str() {
                 "yes" | "challenge" => Support::Yes,
@@ -195,7 +204,7 @@ impl Backend for Logind {
         };
         let connection = self
             .connect()
-            .map_err(|e| bus_error(SUSPEND, "Cannot reach the system bus", &e))?;
+            .map_err(|e| bus_error("Cannot reach the system bus", &e))?;
         let (back_tx, back) = mpsc::channel();
         // Listen before asking, so that no signal can come in between.
         let rule = MatchRule::new_signal(MANAGER, "PrepareForSleep").with_path(OBJECT);
@@ -204,17 +213,17 @@ impl Backend for Logind {
                 let _ = back_tx.send(!going_to_sleep);
                 true
             })
-            .map_err(|e| bus_error(SUSPEND, "Cannot listen for PrepareForSleep", &e))?;
+            .map_err(|e| bus_error("Cannot listen for PrepareForSleep", &e))?;
         // false: not interactive, no authentication prompt.
         self.manager(&connection)
             .method_call::<(), _, _, _>(MANAGER, method, (false,))
-            .map_err(|e| bus_error(SUSPEND, method, &e))?;
+            .map_err(|e| reply_error(&e))?;
 
         let deadline = since_boot() + give_up_after;
         while since_boot() < deadline {
             connection
                 .process(Duration::from_millis(200))
-                .map_err(|e| bus_error(SUSPEND, "Lost the system bus while asleep", &e))?;
+                .map_err(|e| bus_error("Lost the system bus while asleep", &e))?;
             if back.try_iter().any(|is_back| is_back) {
                 return Ok(());
             }
@@ -321,8 +330,9 @@ mod tests {
         assert_eq!(e.code, ErrorCode::DbusService);
         assert_eq!(
             e.message,
-            "error from service: Suspend: org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
+            "error from service: GDBus.Error:org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
         );
+        assert_eq!(e.domain, DOMAIN_DBUS);
     }
 
     #[test]

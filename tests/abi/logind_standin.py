@@ -1,6 +1,7 @@
 """A stand-in for systemd-logind on a private bus.
 
-It answers CanSuspend, CanHibernate and CanHybridSleep as configured. It carries out
+It answers CanSuspend, CanHibernate and CanHybridSleep as configured ("error": with an
+error). It carries out
 Suspend, Hibernate and HybridSleep as configured:
 - "ok": reply, emit PrepareForSleep(true), then after "asleep_ms" PrepareForSleep(false);
 - "error": reply with an org.freedesktop.login1 error;
@@ -41,7 +42,10 @@ class Manager(dbus.service.Object):
 
     def can(self, method):
         self.log(method)
-        return self.config.get(method, "na")
+        answer = self.config.get(method, "na")
+        if answer == "error":
+            raise Refused(f"{method} is refused by the stand-in")
+        return answer
 
     def sleep(self, method, interactive, reply, error):
         self.log(method, bool(interactive))

@@ -166,3 +166,18 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
         "virNodeSuspendHelper",
         f"Failed to suspend the host: Unable to write 'mem' to '{state}': No space left on device",
     ), lines
+
+
+def test_logind_answers_an_error(system_bus, fake_root, fake_bin, library):
+    """The query fails (VIR_ERR_DBUS_SERVICE in the D-Bus domain, GLib's text), and is
+    not cached: the next call asks again, and fails again."""
+    address = system_bus({"CanSuspend": "error", "CanHibernate": "yes", "CanHybridSleep": "no"})
+    fake_root.rtc()
+    calls = [["mask"], ["mask"], ["suspend", 0, 60, 0], ["suspend", 0, 60, 1]]
+    results = compare(calls, *same_host(address, fake_root, fake_bin), library)
+    assert [r["ret"] for r in results] == [-1, -1, -1, -1]
+    assert (results[0]["error"]["code"], results[0]["error"]["domain"]) == (89, 47)
+    assert results[0]["error"]["message"] == (
+        "error from service: GDBus.Error:org.freedesktop.login1.SleepVerbNotSupported: "
+        "CanSuspend is refused by the stand-in"
+    )
