@@ -836,6 +836,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn failing_pm_utils_helper_is_recorded_disarms_and_frees_the_request() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = host();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in [("pm-is-supported", "exit 0"), ("pm-suspend", "exit 1")] {
+            std::fs::write(bin.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let pm_utils = crate::backend::pm_utils::PmUtils::new(Some(bin.into_os_string()));
+        let node = node_with(&root, vec![Box::new(pm_utils)]);
+        for _ in 0..2 {
+            node.suspend(0, 60, 0).unwrap();
+            let outcome = wait_idle(&node);
+            assert_eq!(outcome.backend, "pm-utils");
+            assert_eq!(
+                outcome.result.unwrap_err().message,
+                "operation failed: pm-suspend exited with status 1"
+            );
+            assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        }
+    }
+
     mod through_logind {
         use super::*;
         use crate::backend::logind::Logind;
