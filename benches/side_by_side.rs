@@ -7,9 +7,8 @@
 //! and pm-suspend are `/bin/true` on PATH.
 
 use std::ffi::{c_int, c_uint, c_ulonglong, c_void, CStr};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 use std::{env, fs, hint, thread};
@@ -22,6 +21,13 @@ struct Api {
     suspend: Suspend,
     mask: GetTargetMask,
 }
+
+// The unit tests' fake roots and private bus.
+#[allow(dead_code)]
+#[path = "../src/testing.rs"]
+mod testing;
+
+use testing::{FakeRoot, PrivateBus};
 
 const CHILD_FLAG: &str = "--libvirt-suspend-once";
 
@@ -154,11 +160,6 @@ fn libvirt_suspend_latency(samples: usize) -> Vec<Duration> {
         .collect()
 }
 
-fn write(path: PathBuf, content: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, content).unwrap();
-}
-
 fn main() {
     let libvirt_path = Path::new("libvirt.so.0");
     if env::args().any(|a| a == CHILD_FLAG) {
@@ -178,45 +179,31 @@ fn main() {
         .unwrap()
         .to_owned();
     // The kernel's files live in memory: a tmpfs fake root times like them (an ext4 one
-    // adds the journal's cost of every O_TRUNC).
-    let scratch =
-        Path::new("/dev/shm").join(format!("virnodesuspend-bench-{}", std::process::id()));
-    let root = scratch.join("root");
-    write(root.join("sys/power/state"), "freeze mem disk");
-    write(
-        root.join("proc/swaps"),
-        "Filename Type Size Used Priority\n/dev/vda2 partition 1048572 0 -2\n",
-    );
-    write(root.join("sys/class/rtc/rtc0/since_epoch"), "1800000000\n");
-    write(root.join("sys/class/rtc/rtc0/wakealarm"), "");
-    let bin = scratch.join("bin");
+    // adds the journal's cost of every O_TRUNC). The fake roots are made in TMPDIR.
+    env::set_var("TMPDIR", "/dev/shm");
+    let scratch = FakeRoot::new();
+    let root = FakeRoot::new()
+        .state("freeze mem disk")
+        .swap("/dev/vda2")
+        .rtc(0, 1_800_000_000);
+    let bin = scratch.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
     for helper in ["rtcwake", "pm-suspend"] {
         std::os::unix::fs::symlink("/bin/true", bin.join(helper)).unwrap();
     }
 
-    let answers = r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no", "asleep_ms": 1, "warm": true}"#;
-    let mut bus = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi/private_bus.py"))
-        .arg(scratch.join("bus"))
-        .arg(answers)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with python3-dbus");
-    let mut address = String::new();
-    BufReader::new(bus.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    env::set_var("DBUS_SYSTEM_BUS_ADDRESS", address.trim());
+    let bus = PrivateBus::start(
+        r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no", "asleep_ms": 1, "warm": true}"#,
+    );
+    env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
     env::set_var("PATH", &bin);
-    env::set_var("VIRNODESUSPEND_ROOT", &root);
+    env::set_var("VIRNODESUSPEND_ROOT", root.path());
     env::set_var("VIRNODESUSPEND_DELAY", "0");
 
     // Two copies of the library, each configured by the environment at its first call:
     // the default backends (logind answers, on the same bus as libvirt), and the kernel's.
     let copy = |tag: &str| {
-        let file = scratch.join(format!("libvirnodesuspend-{tag}.so"));
+        let file = scratch.path().join(format!("libvirnodesuspend-{tag}.so"));
         fs::copy(profile.join("libvirnodesuspend.so"), &file).unwrap();
         open(&file)
     };
@@ -285,7 +272,5 @@ fn main() {
         );
     }
 
-    drop(bus.stdin.take());
-    bus.wait().unwrap();
-    fs::remove_dir_all(&scratch).unwrap();
+    drop(bus);
 }

@@ -126,8 +126,7 @@ impl Backend for Kernel {
             )));
         };
         let states: Vec<&str> = text.split_whitespace().collect();
-        let [mem, disk, hybrid] = Target::ALL.map(|target| self.support(&states, target));
-        Ok(Probe::Answers([mem?, disk?, hybrid?]))
+        Probe::from_each(|target| self.support(&states, target))
     }
 
     /// The write to the state file returns once the host is back: nothing to wait for.

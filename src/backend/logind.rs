@@ -178,20 +178,19 @@ impl Backend for Logind {
         if !lists_logind(&mut replies[1])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not running")));
         }
-        let mut answers = Vec::with_capacity(Target::ALL.len());
-        for (method, reply) in methods.into_iter().zip(&mut replies[2..]) {
+        let mut answers = methods.into_iter().zip(&mut replies[2..]);
+        Probe::from_each(|_| {
+            let (method, reply) = answers.next().expect("one reply per target");
             let answer: String = reply
                 .as_result()
                 .and_then(|reply| reply.read1().map_err(dbus::Error::from))
                 .map_err(|e| reply_error(&e))?;
             // "challenge": allowed after authentication, which libvirt counts as supported.
-            answers.push(match answer.as_str() {
+            Ok(match answer.as_str() {
                 "yes" | "challenge" => Support::Yes,
                 _ => Support::No(format!("logind answers '{answer}' to {method}")),
-            });
-        }
-        let [mem, disk, hybrid]: [Support; 3] = answers.try_into().expect("one per target");
-        Ok(Probe::Answers([mem, disk, hybrid]))
+            })
+        })
     }
 
     /// Asks logind to sleep, then waits for `PrepareForSleep(false)`: logind's word that the

@@ -32,6 +32,19 @@ pub enum Probe {
     Answers([Support; 3]),
 }
 
+impl Probe {
+    /// The answers of `support` for each target, asked in the targets' order (the first
+    /// error ends the query).
+    pub fn from_each(mut support: impl FnMut(Target) -> Result<Support>) -> Result<Probe> {
+        let [mem, disk, hybrid] = Target::ALL;
+        Ok(Probe::Answers([
+            support(mem)?,
+            support(disk)?,
+            support(hybrid)?,
+        ]))
+    }
+}
+
 pub trait Backend: Send + Sync {
     /// Short name, as in `VIRNODESUSPEND_BACKENDS`.
     fn name(&self) -> &'static str;

@@ -135,21 +135,18 @@ impl Backend for PmUtils {
                 "pm-is-supported is not on PATH".to_owned(),
             ));
         };
-        let mut answers = Vec::with_capacity(Target::ALL.len());
-        for target in Target::ALL {
+        Probe::from_each(|target| {
             let option = match target {
                 Target::Mem => "--suspend",
                 Target::Disk => "--hibernate",
                 Target::Hybrid => "--suspend-hybrid",
             };
             let status = run(&program, &[option], QUERY_TIMEOUT, PROBE)?;
-            answers.push(match status.success() {
+            Ok(match status.success() {
                 true => Support::Yes,
                 false => Support::No(format!("pm-is-supported {option} {}", describe(status))),
-            });
-        }
-        let [mem, disk, hybrid]: [Support; 3] = answers.try_into().expect("one per target");
-        Ok(Probe::Answers([mem, disk, hybrid]))
+            })
+        })
     }
 
     fn suspend(&self, target: Target, give_up_after: Duration) -> Result<()> {
