@@ -305,6 +305,18 @@ mod tests {
     }
 
     #[test]
+    fn sleep_signalled_before_the_reply_as_logind_does_is_followed() {
+        let bus = PrivateBus::start(r#"{"Suspend": "signal first", "asleep_ms": 300}"#);
+        let began = Instant::now();
+        logind(&bus).suspend(Target::Mem, LATER).unwrap();
+        assert!(began.elapsed() >= Duration::from_millis(300));
+        assert_eq!(
+            bus.calls(),
+            "Suspend False\nPrepareForSleep True\nPrepareForSleep False\n"
+        );
+    }
+
+    #[test]
     fn each_target_calls_its_method_non_interactively() {
         let bus = PrivateBus::start(r#"{"asleep_ms": 10}"#);
         for target in Target::ALL {

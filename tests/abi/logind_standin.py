@@ -4,6 +4,7 @@ It answers CanSuspend, CanHibernate and CanHybridSleep as configured ("error": w
 error). It carries out
 Suspend, Hibernate and HybridSleep as configured:
 - "ok": reply, emit PrepareForSleep(true), then after "asleep_ms" PrepareForSleep(false);
+- "signal first": emit PrepareForSleep(true) before replying, as systemd-logind does;
 - "error": reply with an org.freedesktop.login1 error;
 - "hang": never reply.
 It records every call (name and arguments) in RECORD_FILE, and exits on SIGTERM.
@@ -55,6 +56,10 @@ class Manager(dbus.service.Object):
         elif behaviour == "ok":
             reply()
             GLib.idle_add(self.PrepareForSleep, True)
+            GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
+        elif behaviour == "signal first":
+            self.PrepareForSleep(True)
+            reply()
             GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
         # "hang": neither reply nor error.
 
