@@ -72,7 +72,8 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Compiles `source` with the header and `link` arguments, runs it on an empty root.
+/// Compiles `source` with the header and `link` arguments, runs it on an empty root with
+/// no bus and no helpers (so no backend is available).
 fn build_and_run(dir: &Path, source: &str, link: &[String]) -> String {
     fs::write(dir.join("program.c"), source).unwrap();
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
@@ -90,10 +91,15 @@ fn build_and_run(dir: &Path, source: &str, link: &[String]) -> String {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
+    // Nothing of this machine's: an empty root, no system bus, no helpers on PATH.
     let root = dir.join("root");
+    let empty_path = dir.join("empty-path");
     fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&empty_path).unwrap();
     let ran = Command::new(dir.join("program"))
         .env("VIRNODESUSPEND_ROOT", &root)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/virnodesuspend-test-bus")
+        .env("PATH", &empty_path)
         .output()
         .unwrap();
     assert!(

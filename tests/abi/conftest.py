@@ -17,8 +17,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NOW = 1_800_000_000
 
-# No system bus: a socket path that cannot exist.
-NO_HOST = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/virnodesuspend-test-bus"}
+# Nothing of this machine's: no system bus (a socket path that cannot exist), and a PATH
+# with nothing in it (so no real pm-is-supported or pm-suspend is ever found). Tests that
+# want a bus or helpers put their own stand-ins there.
+NO_HOST = {
+    "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/virnodesuspend-test-bus",
+    "PATH": tempfile.mkdtemp(prefix="virnodesuspend-empty-path-"),
+}
 
 
 @pytest.fixture(scope="session")
