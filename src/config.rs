@@ -1,4 +1,5 @@
-//! The configuration: where the kernel's files are, and how long to wait before sleeping.
+//! The configuration: where the kernel's files are, how long to wait before sleeping, which
+//! backends to ask, and where they find pm-utils and the system bus.
 //!
 //! The core takes a [`Config`] as a value; only the C boundary reads the environment
 //! (once per process, see `ffi.rs`).
@@ -57,6 +58,8 @@ pub struct Config {
     pub backends: Vec<BackendKind>,
     /// `PATH`, where the pm-utils helpers are looked for (as libvirt does).
     pub path: Option<OsString>,
+    /// `DBUS_SYSTEM_BUS_ADDRESS`, where the system bus is (`None`: libdbus's default).
+    pub system_bus: Option<String>,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             // libvirt's order: systemd, then pm-utils; the kernel itself last.
             backends: BackendKind::ALL.to_vec(),
             path: None,
+            system_bus: None,
         }
     }
 }

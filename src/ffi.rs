@@ -198,8 +198,10 @@ fn configure_node() -> Result<&'static NodeSuspend> {
             knob(c"VIRNODESUSPEND_DELAY"),
             knob(c"VIRNODESUSPEND_BACKENDS"),
         )?;
-        // Not a knob: pm-utils helpers are looked for where libvirt looks for them.
+        // Not knobs: pm-utils helpers are looked for where libvirt looks for them, and the
+        // system bus is where libdbus would look for it.
         config.path = std::env::var_os("PATH");
+        config.system_bus = knob(c"DBUS_SYSTEM_BUS_ADDRESS").and_then(|a| a.into_string().ok());
         Ok(NodeSuspend::new(config))
     })
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use once_cell::sync::OnceCell;
 
 use crate::backend::kernel::Kernel;
-use crate::backend::logind::Logind;
+use crate::backend::logind::{self, Logind};
 use crate::backend::pm_utils::PmUtils;
 use crate::backend::{Backend, Probe, Support};
 use crate::config::{BackendKind, Config};
@@ -40,9 +40,6 @@ const SUSPEND: &str = "virNodeSuspend";
 /// After the alarm, the time a host may take to come back (resuming from hibernation reads
 /// the whole image) before a backend that is waiting for it gives up.
 const RESUME_MARGIN: Duration = Duration::from_secs(300);
-
-/// The longest any one D-Bus call to logind may take.
-const LOGIND_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How one target is supported, and by which backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,7 +202,9 @@ impl NodeSuspend {
             .iter()
             .map(|kind| -> Box<dyn Backend> {
                 match kind {
-                    BackendKind::Logind => Box::new(Logind::new(None, LOGIND_CALL_TIMEOUT)),
+                    BackendKind::Logind => {
+                        Box::new(Logind::new(config.system_bus.clone(), logind::CALL_TIMEOUT))
+                    }
                     BackendKind::PmUtils => Box::new(PmUtils::new(config.path.clone())),
                     BackendKind::Kernel => Box::new(Kernel::new(&config.root)),
                 }
@@ -389,11 +388,20 @@ fn carry_out(inner: &Inner, job: Job) {
             ErrorCode::InternalError,
             SUSPEND,
             format!("the {} backend failed unexpectedly", backend.name()),
-        ))
+        )
+        .into())
     });
-    // Disarmed whether the host slept or not: after a failure the alarm would wake a host
-    // that never slept, and after an early wake-up it is still pending.
-    let result = suspended.and(job.rtc.disarm());
+    // Disarmed after the host is back (an early wake-up leaves it pending) and after a
+    // failure (it would wake a host that never slept), unless the host may still be on
+    // its way to sleep: then only the alarm will wake it.
+    let result = match suspended {
+        Ok(()) => job.rtc.disarm(),
+        Err(failure) if failure.may_still_sleep => Err(failure.error),
+        Err(failure) => {
+            let _ = job.rtc.disarm();
+            Err(failure.error)
+        }
+    };
     if let Err(error) = &result {
         libvirt::log(
             LogPriority::Warn,
@@ -414,6 +422,7 @@ fn carry_out(inner: &Inner, job: Job) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::SuspendFailure;
     use crate::testing::FakeRoot;
     use std::sync::Barrier;
     use std::time::Instant;
@@ -434,7 +443,7 @@ mod tests {
             root: root.path().to_owned(),
             delay: Duration::from_secs(delay_secs),
             backends: vec![BackendKind::Kernel],
-            path: None,
+            ..Config::default()
         })
     }
 
@@ -735,7 +744,7 @@ mod tests {
         fn probe(&self) -> Result<Probe> {
             Ok(Probe::Answers([Support::Yes, Support::Yes, Support::Yes]))
         }
-        fn suspend(&self, _: Target, _: Duration) -> Result<()> {
+        fn suspend(&self, _: Target, _: Duration) -> std::result::Result<(), SuspendFailure> {
             panic!("injected")
         }
     }
@@ -758,7 +767,7 @@ mod tests {
         fn probe(&self) -> Result<Probe> {
             Ok(Probe::Unavailable("not here".into()))
         }
-        fn suspend(&self, _: Target, _: Duration) -> Result<()> {
+        fn suspend(&self, _: Target, _: Duration) -> std::result::Result<(), SuspendFailure> {
             unreachable!("an unavailable backend is never asked to suspend")
         }
     }
@@ -785,7 +794,7 @@ mod tests {
         fn probe(&self) -> Result<Probe> {
             Ok(Probe::Answers([Support::Yes, Support::Yes, Support::Yes]))
         }
-        fn suspend(&self, _: Target, _: Duration) -> Result<()> {
+        fn suspend(&self, _: Target, _: Duration) -> std::result::Result<(), SuspendFailure> {
             self.0.lock().unwrap().recv().unwrap();
             Ok(())
         }
@@ -924,6 +933,27 @@ mod tests {
             let (result, alarm) = outcome(&root, &node);
             assert!(result.unwrap_err().message.contains("NoReply"));
             assert_eq!(alarm, "0");
+        }
+
+        #[test]
+        fn bus_gone_once_logind_said_the_host_sleeps_keeps_the_alarm() {
+            let root = host();
+            let mut bus = PrivateBus::start(r#"{"CanSuspend": "yes", "asleep_ms": 600000}"#);
+            let node = node(&root, &bus);
+            node.suspend(0, 60, 0).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !bus.calls().contains("PrepareForSleep True") {
+                assert!(std::time::Instant::now() < deadline, "never went to sleep");
+                thread::sleep(Duration::from_millis(10));
+            }
+            bus.stop();
+            let outcome = wait_idle(&node);
+            assert!(outcome.result.is_err());
+            // The host may still be on its way to sleep: only the alarm would wake it.
+            assert_eq!(
+                root.read("sys/class/rtc/rtc0/wakealarm"),
+                (NOW + 61).to_string()
+            );
         }
 
         #[test]

@@ -98,7 +98,10 @@ fn build_and_run(dir: &Path, source: &str, link: &[String]) -> String {
     fs::create_dir_all(&empty_path).unwrap();
     let ran = Command::new(dir.join("program"))
         .env("VIRNODESUSPEND_ROOT", &root)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/virnodesuspend-test-bus")
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/virnodesuspend-test-bus",
+        )
         .env("PATH", &empty_path)
         .output()
         .unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use super::{Backend, Probe, Support};
+use super::{Backend, Probe, Support, SuspendFailure};
 use crate::error::Result;
 use crate::sysfs;
 use crate::target::Target;
@@ -130,7 +130,17 @@ impl Backend for Kernel {
     }
 
     /// The write to the state file returns once the host is back: nothing to wait for.
-    fn suspend(&self, target: Target, _give_up_after: Duration) -> Result<()> {
+    fn suspend(
+        &self,
+        target: Target,
+        _give_up_after: Duration,
+    ) -> std::result::Result<(), SuspendFailure> {
+        Ok(self.sleep(target)?)
+    }
+}
+
+impl Kernel {
+    fn sleep(&self, target: Target) -> Result<()> {
         if target == Target::Mem {
             return sysfs::write(&self.state, "mem", SUSPEND);
         }

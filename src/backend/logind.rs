@@ -3,18 +3,18 @@
 //!
 //! As in libvirt, logind is available only when the system bus is there and the service is
 //! both activatable and running. Each use opens a private connection (libvirt's own
-//! connection in the same process is never touched), and every call has a timeout: a bus
-//! that stops answering fails the request, it never blocks it.
+//! connection in the same process is never touched) and nothing on it waits without a
+//! deadline: not the authentication, not `Hello`, not a call. A bus that stops answering
+//! fails the request; it never blocks it. The messages of one use are sent at once and
+//! their replies collected together: one round trip.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dbus::blocking::{Connection, Proxy};
 use dbus::channel::Channel;
-use dbus::message::MatchRule;
+use dbus::message::MessageType;
 use dbus::Message;
 
-use super::{since_boot, Backend, Probe, Support};
+use super::{since_boot, Backend, Probe, Support, SuspendFailure};
 use crate::error::{Error, ErrorCode, Result, DOMAIN_DBUS};
 use crate::target::Target;
 
@@ -22,13 +22,18 @@ const SERVICE: &str = "org.freedesktop.login1";
 const OBJECT: &str = "/org/freedesktop/login1";
 const MANAGER: &str = "org.freedesktop.login1.Manager";
 
+/// Where the system bus is when `DBUS_SYSTEM_BUS_ADDRESS` does not say (libdbus's default).
+const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// The longest any exchange with the bus may take (GDBus, which libvirt uses, waits 25 s).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 const SUSPEND: &str = "virNodeSuspend";
 
 pub struct Logind {
-    /// The bus to use instead of the system bus (tests; libdbus itself honours
-    /// `DBUS_SYSTEM_BUS_ADDRESS` for the system bus).
+    /// The system bus's address (`DBUS_SYSTEM_BUS_ADDRESS`); `None`: libdbus's default.
     bus_address: Option<String>,
-    /// The longest any one D-Bus call may take.
+    /// The longest any one exchange with the bus may take.
     call_timeout: Duration,
 }
 
@@ -56,67 +61,11 @@ fn bus_error(what: &str, e: &dbus::Error) -> Error {
     Error::new(ErrorCode::DbusService, SUSPEND, format!("{what}: {detail}")).in_domain(DOMAIN_DBUS)
 }
 
-impl Logind {
-    pub fn new(bus_address: Option<String>, call_timeout: Duration) -> Logind {
-        Logind {
-            bus_address,
-            call_timeout,
-        }
-    }
-
-    /// A private connection: libvirt's own connection in the same process is never touched.
-    fn connect(&self) -> std::result::Result<Connection, dbus::Error> {
-        match &self.bus_address {
-            None => Connection::new_system(),
-            Some(address) => {
-                let mut channel = Channel::open_private(address)?;
-                channel.register()?;
-                Ok(Connection::from(channel))
-            }
-        }
-    }
-
-    fn manager<'a>(&self, connection: &'a Connection) -> Proxy<'a, &'a Connection> {
-        connection.with_proxy(SERVICE, OBJECT, self.call_timeout)
-    }
-
-    /// Sends all `calls` at once and collects their replies (errors included), in the
-    /// order of the calls: one round trip for all, within one call timeout.
-    fn call_all(
-        &self,
-        connection: &Connection,
-        calls: Vec<Message>,
-    ) -> std::result::Result<Vec<Message>, dbus::Error> {
-        let channel = connection.channel();
-        let lost = || {
-            dbus::Error::new_custom(
-                "org.freedesktop.DBus.Error.Disconnected",
-                "the bus connection was lost",
-            )
-        };
-        let serials = calls
-            .into_iter()
-            .map(|call| channel.send(call).map_err(|()| lost()))
-            .collect::<std::result::Result<Vec<u32>, _>>()?;
-        let mut replies: Vec<Option<Message>> = serials.iter().map(|_| None).collect();
-        let deadline = Instant::now() + self.call_timeout;
-        while replies.iter().any(Option::is_none) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return Err(dbus::Error::new_custom(
-                    "org.freedesktop.DBus.Error.NoReply",
-                    "no reply within the timeout",
-                ));
-            };
-            channel.read_write(Some(left)).map_err(|()| lost())?;
-            while let Some(message) = channel.pop_message() {
-                let serial = message.get_reply_serial();
-                if let Some(slot) = serials.iter().position(|s| Some(*s) == serial) {
-                    replies[slot] = Some(message);
-                }
-            }
-        }
-        Ok(replies.into_iter().flatten().collect())
-    }
+fn disconnected() -> dbus::Error {
+    dbus::Error::new_custom(
+        "org.freedesktop.DBus.Error.Disconnected",
+        "the bus connection was lost",
+    )
 }
 
 /// A call to the bus itself.
@@ -138,13 +87,74 @@ fn logind_call(method: &str) -> Message {
     call
 }
 
+/// The reply, or the error it carries.
+fn reply(message: &mut Message) -> std::result::Result<&mut Message, dbus::Error> {
+    message.as_result()
+}
+
 /// The names in a reply to `ListActivatableNames` or `ListNames` include logind's.
-fn lists_logind(reply: &mut Message) -> Result<bool> {
-    let names: Vec<String> = reply
-        .as_result()
-        .and_then(|reply| reply.read1().map_err(dbus::Error::from))
+fn lists_logind(reply_message: &mut Message) -> Result<bool> {
+    let names: Vec<String> = reply(reply_message)
+        .and_then(|r| r.read1().map_err(dbus::Error::from))
         .map_err(|e| reply_error(&e))?;
     Ok(names.iter().any(|name| name == SERVICE))
+}
+
+/// Sends `calls` at once, the first being `Hello` (libdbus's own registration would wait
+/// without limit), and collects their replies by `deadline`. Any other message that comes
+/// meanwhile is handed to `on_other`. A reply slot stays `None` when the exchange failed
+/// first; the failure is returned beside the replies.
+fn exchange(
+    channel: &Channel,
+    calls: Vec<Message>,
+    deadline: Instant,
+    mut on_other: impl FnMut(Message),
+) -> (Vec<Option<Message>>, Option<dbus::Error>) {
+    let mut serials = Vec::with_capacity(calls.len());
+    for call in calls {
+        match channel.send(call) {
+            Ok(serial) => serials.push(serial),
+            Err(()) => return (vec![], Some(disconnected())),
+        }
+    }
+    let mut replies: Vec<Option<Message>> = serials.iter().map(|_| None).collect();
+    while replies.iter().any(Option::is_none) {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            let late = dbus::Error::new_custom(
+                "org.freedesktop.DBus.Error.NoReply",
+                "no reply within the timeout",
+            );
+            return (replies, Some(late));
+        };
+        if channel.read_write(Some(left)).is_err() {
+            return (replies, Some(disconnected()));
+        }
+        while let Some(message) = channel.pop_message() {
+            let serial = message
+                .get_reply_serial()
+                .filter(|_| message.msg_type() != MessageType::Signal);
+            match serials.iter().position(|s| Some(*s) == serial) {
+                Some(slot) => replies[slot] = Some(message),
+                None => on_other(message),
+            }
+        }
+    }
+    (replies, None)
+}
+
+impl Logind {
+    pub fn new(bus_address: Option<String>, call_timeout: Duration) -> Logind {
+        Logind {
+            bus_address,
+            call_timeout,
+        }
+    }
+
+    /// A private connection to the system bus, not yet authenticated: that happens as the
+    /// first exchange runs.
+    fn open(&self) -> std::result::Result<Channel, dbus::Error> {
+        Channel::open_private(self.bus_address.as_deref().unwrap_or(SYSTEM_BUS))
+    }
 }
 
 impl Backend for Logind {
@@ -153,37 +163,49 @@ impl Backend for Logind {
     }
 
     fn probe(&self) -> Result<Probe> {
-        let connection = match self.connect() {
-            Ok(connection) => connection,
-            Err(e) => {
-                return Ok(Probe::Unavailable(format!(
-                    "no system bus: {}",
-                    e.message().unwrap_or("")
-                )))
-            }
+        let no_bus = |e: &dbus::Error| {
+            Probe::Unavailable(format!("no system bus: {}", e.message().unwrap_or("")))
         };
-        // Both of libvirt's checks (logind is activatable, and running) and the three
+        let channel = match self.open() {
+            Ok(channel) => channel,
+            Err(e) => return Ok(no_bus(&e)),
+        };
+        // libvirt's two checks (logind is activatable, and running) and the three
         // questions, in one round trip: the answers are read only where the checks passed.
         let methods = ["CanSuspend", "CanHibernate", "CanHybridSleep"];
-        let calls = [bus_call("ListActivatableNames"), bus_call("ListNames")]
-            .into_iter()
-            .chain(methods.map(logind_call))
-            .collect();
-        let mut replies = self
-            .call_all(&connection, calls)
-            .map_err(|e| reply_error(&e))?;
-        if !lists_logind(&mut replies[0])? {
+        let calls = [
+            bus_call("Hello"),
+            bus_call("ListActivatableNames"),
+            bus_call("ListNames"),
+        ]
+        .into_iter()
+        .chain(methods.map(logind_call))
+        .collect();
+        let (mut replies, failure) =
+            exchange(&channel, calls, Instant::now() + self.call_timeout, drop);
+        match (failure, replies.first_mut().and_then(Option::as_mut)) {
+            // No bus to talk to: unavailable, as for libvirt when it cannot get the bus.
+            (Some(e), None) => return Ok(no_bus(&e)),
+            (Some(e), Some(_)) => return Err(reply_error(&e)),
+            (None, Some(hello)) => {
+                if let Err(e) = reply(hello) {
+                    return Ok(no_bus(&e));
+                }
+            }
+            (None, None) => unreachable!("every reply is there when the exchange succeeded"),
+        }
+        let mut replies: Vec<Message> = replies.into_iter().flatten().collect();
+        if !lists_logind(&mut replies[1])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not activatable")));
         }
-        if !lists_logind(&mut replies[1])? {
+        if !lists_logind(&mut replies[2])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not running")));
         }
-        let mut answers = methods.into_iter().zip(&mut replies[2..]);
+        let mut answers = methods.into_iter().zip(&mut replies[3..]);
         Probe::from_each(|_| {
-            let (method, reply) = answers.next().expect("one reply per target");
-            let answer: String = reply
-                .as_result()
-                .and_then(|reply| reply.read1().map_err(dbus::Error::from))
+            let (method, message) = answers.next().expect("one reply per target");
+            let answer: String = reply(message)
+                .and_then(|r| r.read1().map_err(dbus::Error::from))
                 .map_err(|e| reply_error(&e))?;
             // "challenge": allowed after authentication, which libvirt counts as supported.
             Ok(match answer.as_str() {
@@ -193,48 +215,112 @@ impl Backend for Logind {
         })
     }
 
-    /// Asks logind to sleep, then waits for `PrepareForSleep(false)`: logind's word that the
-    /// host is back.
-    fn suspend(&self, target: Target, give_up_after: Duration) -> Result<()> {
+    /// Asks logind to sleep, then waits for `PrepareForSleep(false)` after
+    /// `PrepareForSleep(true)`: logind's word that the host went to sleep and is back.
+    /// Only logind's signals count: any client of the bus can send one.
+    fn suspend(
+        &self,
+        target: Target,
+        give_up_after: Duration,
+    ) -> std::result::Result<(), SuspendFailure> {
         let method = match target {
             Target::Mem => "Suspend",
             Target::Disk => "Hibernate",
             Target::Hybrid => "HybridSleep",
         };
-        let connection = self
-            .connect()
+        let channel = self
+            .open()
             .map_err(|e| bus_error("Cannot reach the system bus", &e))?;
-        let (back_tx, back) = mpsc::channel();
-        // Listen before asking, so that no signal can come in between.
-        let rule = MatchRule::new_signal(MANAGER, "PrepareForSleep").with_path(OBJECT);
-        connection
-            .add_match(rule, move |(going_to_sleep,): (bool,), _, _| {
-                let _ = back_tx.send(!going_to_sleep);
-                true
-            })
-            .map_err(|e| bus_error("Cannot listen for PrepareForSleep", &e))?;
-        // false: not interactive, no authentication prompt.
-        self.manager(&connection)
-            .method_call::<(), _, _, _>(MANAGER, method, (false,))
-            .map_err(|e| reply_error(&e))?;
+        let rule = format!(
+            "type='signal',sender='{SERVICE}',path='{OBJECT}',interface='{MANAGER}',member='PrepareForSleep'"
+        );
+        // Listening comes before asking, and the owner of logind's name is learnt before
+        // logind can signal: the bus handles one connection's messages in order.
+        let mut sleep = logind_call(method);
+        sleep = sleep.append1(false); // not interactive: no authentication prompt
+        let calls = vec![
+            bus_call("Hello"),
+            bus_call("AddMatch").append1(rule),
+            bus_call("GetNameOwner").append1(SERVICE),
+            sleep,
+        ];
+        let mut signals = Vec::new();
+        let (replies, failure) =
+            exchange(&channel, calls, Instant::now() + self.call_timeout, |m| {
+                signals.push(m)
+            });
+        if let Some(e) = failure {
+            return Err(bus_error(&format!("No answer to {method}"), &e).into());
+        }
+        let mut replies: Vec<Message> = replies.into_iter().flatten().collect();
+        for (message, what) in replies
+            .iter_mut()
+            .zip(["Hello", "AddMatch", "GetNameOwner"])
+        {
+            reply(message).map_err(|e| bus_error(what, &e))?;
+        }
+        reply(&mut replies[3]).map_err(|e| reply_error(&e))?;
+        let owner: String = replies[2]
+            .read1()
+            .map_err(|e| bus_error("GetNameOwner", &dbus::Error::from(e)))?;
 
+        let mut watch = SleepWatch {
+            owner,
+            asleep: false,
+        };
         let deadline = since_boot() + give_up_after;
-        while since_boot() < deadline {
-            connection
-                .process(Duration::from_millis(200))
-                .map_err(|e| bus_error("Lost the system bus while asleep", &e))?;
-            if back.try_iter().any(|is_back| is_back) {
+        loop {
+            if signals.drain(..).any(|signal| watch.is_back(&signal)) {
                 return Ok(());
             }
+            if since_boot() >= deadline {
+                let late = format!(
+                    "logind did not report the host back within {} s of {method}",
+                    give_up_after.as_secs()
+                );
+                return Err(watch.failure(Error::new(ErrorCode::OperationFailed, SUSPEND, late)));
+            }
+            if channel
+                .read_write(Some(Duration::from_millis(200)))
+                .is_err()
+            {
+                let lost = bus_error("Lost the system bus while asleep", &disconnected());
+                return Err(watch.failure(lost));
+            }
+            signals.extend(std::iter::from_fn(|| channel.pop_message()));
         }
-        Err(Error::new(
-            ErrorCode::OperationFailed,
-            SUSPEND,
-            format!(
-                "logind did not report the host back within {} s of {method}",
-                give_up_after.as_secs()
-            ),
-        ))
+    }
+}
+
+/// Follows logind's `PrepareForSleep` signals for one request.
+struct SleepWatch {
+    /// logind's unique name on the bus: signals from anyone else are ignored.
+    owner: String,
+    /// logind said the host is going to sleep.
+    asleep: bool,
+}
+
+impl SleepWatch {
+    /// Whether `message` is logind saying the host is back from this sleep.
+    fn is_back(&mut self, message: &Message) -> bool {
+        let from_logind = message.msg_type() == MessageType::Signal
+            && message.sender().is_some_and(|s| *s == *self.owner)
+            && message.member().is_some_and(|m| &*m == "PrepareForSleep");
+        match message.read1::<bool>() {
+            Ok(true) if from_logind => self.asleep = true,
+            Ok(false) if from_logind => return self.asleep,
+            _ => {}
+        }
+        false
+    }
+
+    /// A failure of this request: once logind has said the host is going to sleep, it may
+    /// still sleep, and the wake alarm must stay.
+    fn failure(&self, error: Error) -> SuspendFailure {
+        SuspendFailure {
+            error,
+            may_still_sleep: self.asleep,
+        }
     }
 }
 
@@ -271,6 +357,81 @@ mod tests {
         let logind = Logind::new(Some("unix:path=/nonexistent/bus".into()), CALL_TIMEOUT);
         assert!(
             matches!(logind.probe(), Ok(Probe::Unavailable(why)) if why.starts_with("no system bus"))
+        );
+    }
+
+    /// A socket that accepts connections and never says a word.
+    fn silent_bus() -> (
+        crate::testing::FakeRoot,
+        std::os::unix::net::UnixListener,
+        String,
+    ) {
+        let dir = crate::testing::FakeRoot::new();
+        let socket = dir.path().join("silent");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let address = format!("unix:path={}", socket.display());
+        (dir, listener, address)
+    }
+
+    #[test]
+    fn silent_bus_is_unavailable_within_the_timeout() {
+        let (_dir, _listener, address) = silent_bus();
+        let began = Instant::now();
+        let probe = Logind::new(Some(address), CALL_TIMEOUT).probe().unwrap();
+        assert!(matches!(probe, Probe::Unavailable(why) if why.starts_with("no system bus")));
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    #[test]
+    fn silent_bus_fails_the_suspend_within_the_timeout() {
+        let (_dir, _listener, address) = silent_bus();
+        let began = Instant::now();
+        let failure = Logind::new(Some(address), CALL_TIMEOUT)
+            .suspend(Target::Mem, LATER)
+            .unwrap_err();
+        assert!(!failure.may_still_sleep);
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    #[test]
+    fn only_logind_can_say_the_host_is_back() {
+        let bus = PrivateBus::start(r#"{"asleep_ms": 1500}"#);
+        let logind = logind(&bus);
+        let began = Instant::now();
+        let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !bus.calls().contains("PrepareForSleep True") {
+            assert!(
+                !sleeper.is_finished() && Instant::now() < deadline,
+                "never went to sleep"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        // Any client of the bus may send the signal: it must not end the wait.
+        let spoofed = std::process::Command::new("dbus-send")
+            .arg(format!("--bus={}", bus.address))
+            .args([
+                "--type=signal",
+                OBJECT,
+                "org.freedesktop.login1.Manager.PrepareForSleep",
+                "boolean:false",
+            ])
+            .status()
+            .unwrap();
+        assert!(spoofed.success());
+        sleeper.join().unwrap().unwrap();
+        assert!(
+            began.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            began.elapsed()
         );
     }
 
@@ -337,7 +498,9 @@ mod tests {
     #[test]
     fn refused_suspend_is_a_failure() {
         let bus = PrivateBus::start(r#"{"Suspend": "error"}"#);
-        let e = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+        let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+        assert!(!failure.may_still_sleep);
+        let e = failure.error;
         assert_eq!(e.code, ErrorCode::DbusService);
         assert_eq!(
             e.message,
@@ -350,7 +513,9 @@ mod tests {
     fn logind_that_never_answers_times_out() {
         let bus = PrivateBus::start(r#"{"Suspend": "hang"}"#);
         let began = Instant::now();
-        let e = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+        let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+        assert!(!failure.may_still_sleep);
+        let e = failure.error;
         assert_eq!(e.code, ErrorCode::DbusService);
         assert!(
             e.message.contains("org.freedesktop.DBus.Error.NoReply"),
@@ -367,9 +532,12 @@ mod tests {
     #[test]
     fn host_never_reported_back_is_given_up_at_the_bound() {
         let bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
-        let e = logind(&bus)
+        let failure = logind(&bus)
             .suspend(Target::Mem, Duration::from_secs(1))
             .unwrap_err();
+        // logind said the host was going to sleep: the alarm must stay.
+        assert!(failure.may_still_sleep);
+        let e = failure.error;
         assert_eq!(
             e.message,
             "operation failed: logind did not report the host back within 1 s of Suspend"
@@ -390,7 +558,9 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         bus.stop();
-        let e = sleeper.join().unwrap().unwrap_err();
+        let failure = sleeper.join().unwrap().unwrap_err();
+        assert!(failure.may_still_sleep);
+        let e = failure.error;
         assert_eq!(e.code, ErrorCode::DbusService);
         assert!(
             e.message

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nix::time::{clock_gettime, ClockId};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::target::Target;
 
 /// Whether a target is supported. Every "no" carries its reason, so that an unsupported
@@ -45,6 +45,23 @@ impl Probe {
     }
 }
 
+/// Why a suspend did not end with the host back.
+#[derive(Debug)]
+pub struct SuspendFailure {
+    pub error: Error,
+    /// The host may still go to sleep (logind had announced it): the wake alarm stays.
+    pub may_still_sleep: bool,
+}
+
+impl From<Error> for SuspendFailure {
+    fn from(error: Error) -> SuspendFailure {
+        SuspendFailure {
+            error,
+            may_still_sleep: false,
+        }
+    }
+}
+
 pub trait Backend: Send + Sync {
     /// Short name, as in `VIRNODESUSPEND_BACKENDS`.
     fn name(&self) -> &'static str;
@@ -55,7 +72,11 @@ pub trait Backend: Send + Sync {
 
     /// Puts the host into `target`; returns once it is back, or the attempt failed, or
     /// `give_up_after` has passed (counting the time asleep).
-    fn suspend(&self, target: Target, give_up_after: Duration) -> Result<()>;
+    fn suspend(
+        &self,
+        target: Target,
+        give_up_after: Duration,
+    ) -> std::result::Result<(), SuspendFailure>;
 }
 
 /// Time since boot, including time asleep: deadlines that span a suspend are measured on

@@ -13,7 +13,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use super::{since_boot, Backend, Probe, Support};
+use super::{since_boot, Backend, Probe, Support, SuspendFailure};
 use crate::error::{Error, ErrorCode, Result};
 use crate::target::Target;
 
@@ -149,7 +149,11 @@ impl Backend for PmUtils {
         })
     }
 
-    fn suspend(&self, target: Target, give_up_after: Duration) -> Result<()> {
+    fn suspend(
+        &self,
+        target: Target,
+        give_up_after: Duration,
+    ) -> std::result::Result<(), SuspendFailure> {
         let name = match target {
             Target::Mem => "pm-suspend",
             Target::Disk => "pm-hibernate",
@@ -162,7 +166,8 @@ impl Backend for PmUtils {
                 ErrorCode::OperationFailed,
                 SUSPEND,
                 format!("{name} {}", describe(status)),
-            )),
+            )
+            .into()),
         }
     }
 }
@@ -247,7 +252,8 @@ mod tests {
         let pm = helpers(&root, &[("pm-suspend", "exit 3")]);
         let e = pm
             .suspend(Target::Mem, Duration::from_secs(30))
-            .unwrap_err();
+            .unwrap_err()
+            .error;
         assert_eq!(
             e.message,
             "operation failed: pm-suspend exited with status 3"
@@ -260,7 +266,8 @@ mod tests {
         let pm = helpers(&root, &[("pm-hibernate", "kill -9 $$")]);
         let e = pm
             .suspend(Target::Disk, Duration::from_secs(30))
-            .unwrap_err();
+            .unwrap_err()
+            .error;
         assert_eq!(
             e.message,
             "operation failed: pm-hibernate was killed by signal 9"
@@ -273,7 +280,8 @@ mod tests {
         let pm = helpers(&root, &[("pm-suspend", "exec sleep 600")]);
         let e = pm
             .suspend(Target::Mem, Duration::from_millis(300))
-            .unwrap_err();
+            .unwrap_err()
+            .error;
         assert_eq!(e.code, ErrorCode::OperationFailed);
         assert!(
             e.message
@@ -289,7 +297,8 @@ mod tests {
         let pm = helpers(&root, &[SUPPORTS_SUSPEND_ONLY]);
         let e = pm
             .suspend(Target::Mem, Duration::from_secs(30))
-            .unwrap_err();
+            .unwrap_err()
+            .error;
         assert_eq!(
             e.message,
             "Cannot find 'pm-suspend' in path: No such file or directory"
