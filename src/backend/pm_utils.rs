@@ -53,8 +53,14 @@ impl PmUtils {
     }
 }
 
-/// Runs `program` with `args` and waits for it, at most `limit` (on the boot clock, so
-/// time asleep counts): then it is killed.
+/// Descriptors above standard error get close-on-exec in the child (close_range with
+/// CLOSE_RANGE_CLOEXEC, Linux 5.11). Marking rather than closing keeps the standard
+/// library's own pipe, which reports a failed exec, open until the exec.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Runs `program` with `args` in a process group of its own and waits for it, at most
+/// `limit` (on the boot clock, so time asleep counts): then the whole group is killed (the
+/// pm-utils helpers are scripts that run hooks of their own).
 fn run(
     program: &Path,
     args: &[&str],
@@ -66,20 +72,36 @@ fn run(
         words.extend(args.iter().map(|a| a.to_string()));
         words.join(" ")
     };
+    // Where close_range is missing or refused: every descriptor the process may have.
+    // SAFETY: getrlimit fills the struct it is given.
+    let open_max = unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        match libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) {
+            0 => limit.rlim_cur.min(1 << 16) as libc::c_int,
+            _ => 1024,
+        }
+    };
     let mut command = Command::new(program);
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: the closure runs in the child between fork and exec and makes one
-    // async-signal-safe system call.
+        .stderr(Stdio::null())
+        .process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec and makes only
+    // async-signal-safe system calls, on descriptors alone.
     unsafe {
-        command.pre_exec(|| {
-            // Close every descriptor above standard error that the process did not mark
-            // close-on-exec (close_range, Linux 5.9).
-            if libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
+        command.pre_exec(move || {
+            if libc::syscall(
+                libc::SYS_close_range,
+                3,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                for fd in 3..open_max {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
             }
             Ok(())
         });
@@ -87,30 +109,38 @@ fn run(
     let mut child = command
         .spawn()
         .map_err(|e| Error::system(function, &e, format!("Cannot run '{}'", shown())))?;
+    let kill_group = |child: &mut std::process::Child| {
+        // SAFETY: signals the process group the child leads (its pid, negated).
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = child.wait();
+    };
     let deadline = since_boot() + limit;
+    let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
             Ok(None) if since_boot() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 return Err(Error::new(
                     ErrorCode::OperationFailed,
                     function,
                     format!(
-                        "'{}' did not finish within {} s and was killed",
-                        shown(),
-                        limit.as_secs()
+                        "'{}' did not finish within {limit:?} and was killed",
+                        shown()
                     ),
                 ));
             }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
             Err(e) => {
+                kill_group(&mut child);
                 return Err(Error::system(
                     function,
                     &e,
                     format!("Cannot wait for '{}'", shown()),
-                ))
+                ));
             }
         }
     }
@@ -177,6 +207,7 @@ mod tests {
     use super::*;
     use crate::testing::FakeRoot;
     use std::fs;
+    use std::thread;
 
     /// A directory of helper scripts; each writes its name and arguments to `calls`.
     fn helpers(root: &FakeRoot, scripts: &[(&str, &str)]) -> PmUtils {
@@ -277,7 +308,10 @@ mod tests {
     #[test]
     fn helper_that_hangs_is_killed_at_the_bound() {
         let root = FakeRoot::new();
-        let pm = helpers(&root, &[("pm-suspend", "exec sleep 600")]);
+        // The helper's own children (hooks) go with it.
+        let pids = root.path().join("pids");
+        let script = format!("sleep 600 & echo $! > {}\nexec sleep 600", pids.display());
+        let pm = helpers(&root, &[("pm-suspend", &script)]);
         let e = pm
             .suspend(Target::Mem, Duration::from_millis(300))
             .unwrap_err()
@@ -285,9 +319,38 @@ mod tests {
         assert_eq!(e.code, ErrorCode::OperationFailed);
         assert!(
             e.message
-                .ends_with("did not finish within 0 s and was killed"),
+                .ends_with("did not finish within 300ms and was killed"),
             "{}",
             e.message
+        );
+        let hook: i32 = root.read("pids").trim().parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Gone, or a zombie waiting for init to reap it.
+        while fs::read_to_string(format!("/proc/{hook}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the helper's child outlived it"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn helper_that_cannot_be_executed_is_a_failure_to_run_it() {
+        let root = FakeRoot::new();
+        let pm = helpers(&root, &[("pm-suspend", "")]);
+        let file = root.path().join("bin/pm-suspend");
+        fs::write(&file, "#!/nonexistent/sh\n").unwrap();
+        let e = pm
+            .suspend(Target::Mem, Duration::from_secs(30))
+            .unwrap_err()
+            .error;
+        assert_eq!(e.code, ErrorCode::SystemError);
+        assert_eq!(
+            e.message,
+            format!("Cannot run '{}': No such file or directory", file.display())
         );
     }
 

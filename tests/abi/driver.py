@@ -10,7 +10,7 @@ virNodeSuspend* instead of this library's.
 Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags]; and steps between
 them: ["link", path under VIRNODESUSPEND_ROOT, target] replaces a kernel file by a symbolic
 link (to /dev/full, whose writes fail), ["sleep", seconds], ["until", file, text] waits
-(30 s at most) until FILE contains TEXT, ["kill", pid] ends a process (a bus going away);
+(30 s at most) until FILE contains TEXT, ["until_exactly", file, text] until it is TEXT, ["kill", pid] ends a process (a bus going away);
 ["suspend_once_free", target, duration, flags] repeats the request while it is refused as
 in progress (30 s at most) and records the last answer.
 """
@@ -52,17 +52,17 @@ def error_fields(pointer):
     return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
 
 
-def wait_until(file, text):
+def wait_until(file, holds):
     deadline = time.monotonic() + 30
     while True:
         try:
             with open(file) as f:
-                if text in f.read():
+                if holds(f.read()):
                     return
         except FileNotFoundError:
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{file} never held {text!r}")
+            raise TimeoutError(f"{file} never held what was waited for")
         time.sleep(0.01)
 
 
@@ -114,7 +114,10 @@ def main():
             time.sleep(call[1])
             continue
         if call[0] == "until":
-            wait_until(call[1], call[2])
+            wait_until(call[1], lambda content: call[2] in content)
+            continue
+        if call[0] == "until_exactly":
+            wait_until(call[1], lambda content: content == call[2])
             continue
         if call[0] == "kill":
             os.kill(call[1], signal.SIGTERM)

@@ -55,7 +55,7 @@ class Manager(dbus.service.Object):
             error(Refused(f"{method} is refused by the stand-in"))
         elif behaviour == "ok":
             reply()
-            GLib.idle_add(self.PrepareForSleep, True)
+            self.PrepareForSleep(True)
             GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
         elif behaviour == "signal first":
             self.PrepareForSleep(True)

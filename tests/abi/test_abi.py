@@ -222,7 +222,7 @@ def test_request_through_logind_is_in_progress_until_logind_reports_the_host_bac
         ["until", log, "PrepareForSleep True"],
         ["suspend", 0, 60, 0],  # in progress while "asleep"
         ["until", log, "PrepareForSleep False"],
-        ["until", alarm, "0"],
+        ["until_exactly", alarm, "0"],
         ["suspend_once_free", 0, 60, 0],
     ]
     results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
@@ -239,7 +239,7 @@ def test_bus_gone_between_query_and_suspend_frees_the_request(tmp_path, library,
         ["kill", system_bus.daemon_pid],
         ["sleep", 0.2],
         ["suspend", 0, 60, 0],
-        ["until", alarm, "0"],
+        ["until_exactly", alarm, "0"],
         ["suspend_once_free", 0, 60, 0],
     ]
     results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
@@ -253,7 +253,7 @@ def test_refused_by_logind_frees_the_request(tmp_path, library, fake_root, syste
     calls = [
         ["suspend", 0, 60, 0],
         ["until", log, "Suspend False"],
-        ["until", alarm, "0"],
+        ["until_exactly", alarm, "0"],
         ["suspend_once_free", 0, 60, 0],
     ]
     results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
