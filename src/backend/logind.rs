@@ -42,18 +42,18 @@ pub struct Logind {
 fn reply_error(e: &dbus::Error) -> Error {
     let name = e.name().unwrap_or("org.freedesktop.DBus.Error.Failed");
     let message = e.message().unwrap_or("");
-    Error::new(
-        ErrorCode::DbusService,
-        "virGDBusCallMethod",
-        format!("GDBus.Error:{name}: {message}"),
-    )
-    .in_domain(DOMAIN_DBUS)
+    let text = match name {
+        LOCAL_FAILURE => message.to_owned(),
+        _ => format!("GDBus.Error:{name}: {message}"),
+    };
+    Error::new(ErrorCode::DbusService, "virGDBusCallMethod", text).in_domain(DOMAIN_DBUS)
 }
 
 /// A failure of the bus itself while a request is carried out (no libvirt counterpart:
 /// libvirt never asks logind to sleep), said with what was being done.
 fn bus_error(what: &str, e: &dbus::Error) -> Error {
     let detail = match (e.name(), e.message()) {
+        (Some(LOCAL_FAILURE), Some(message)) => message.to_owned(),
         (Some(name), Some(message)) => format!("{name}: {message}"),
         (Some(name), None) => name.to_owned(),
         (None, message) => message.unwrap_or("unknown error").to_owned(),
@@ -61,11 +61,16 @@ fn bus_error(what: &str, e: &dbus::Error) -> Error {
     Error::new(ErrorCode::DbusService, SUSPEND, format!("{what}: {detail}")).in_domain(DOMAIN_DBUS)
 }
 
+// Failures of the exchange itself (no error reply from anyone): their messages are GLib's,
+// as libvirt shows them ("error from service: Timeout was reached").
+const LOCAL_FAILURE: &str = "org.virnodesuspend.LocalFailure";
+
 fn disconnected() -> dbus::Error {
-    dbus::Error::new_custom(
-        "org.freedesktop.DBus.Error.Disconnected",
-        "the bus connection was lost",
-    )
+    dbus::Error::new_custom(LOCAL_FAILURE, "The connection is closed")
+}
+
+fn timed_out() -> dbus::Error {
+    dbus::Error::new_custom(LOCAL_FAILURE, "Timeout was reached")
 }
 
 /// A call to the bus itself.
@@ -120,11 +125,7 @@ fn exchange(
     let mut replies: Vec<Option<Message>> = serials.iter().map(|_| None).collect();
     while replies.iter().any(Option::is_none) {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            let late = dbus::Error::new_custom(
-                "org.freedesktop.DBus.Error.NoReply",
-                "no reply within the timeout",
-            );
-            return (replies, Some(late));
+            return (replies, Some(timed_out()));
         };
         if channel.read_write(Some(left)).is_err() {
             return (replies, Some(disconnected()));
@@ -518,7 +519,7 @@ mod tests {
         let e = failure.error;
         assert_eq!(e.code, ErrorCode::DbusService);
         assert!(
-            e.message.contains("org.freedesktop.DBus.Error.NoReply"),
+            e.message == "error from service: No answer to Suspend: Timeout was reached",
             "{}",
             e.message
         );

@@ -6,12 +6,13 @@
 //! one that exits non-zero, is killed, or outlives its bound is a failed suspend.
 
 use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
+
+use nix::unistd::{access, AccessFlags};
 
 use super::{since_boot, Backend, Probe, Support, SuspendFailure};
 use crate::error::{Error, ErrorCode, Result};
@@ -33,16 +34,18 @@ impl PmUtils {
         PmUtils { path }
     }
 
-    /// The first executable regular file called `name` in a `PATH` directory (libvirt's
-    /// `virFindFileInPath`, with its default of `/bin:/usr/bin` when `PATH` is unset).
+    /// The program `name` on `PATH`, found as GLib's `g_find_program_in_path` (which
+    /// libvirt 9.0 uses) finds it: the first file of that name that access(2) lets this
+    /// process execute and that is not a directory; `/bin:/usr/bin` when `PATH` is unset.
+    /// Unlike GLib, the current directory is never searched (GLib adds it to that default,
+    /// and takes an empty `PATH` element for it): a helper run as root from wherever the
+    /// daemon happens to stand is not one to trust.
     fn find(&self, name: &str) -> Option<PathBuf> {
         let path = self.path.clone().unwrap_or_else(|| "/bin:/usr/bin".into());
         std::env::split_paths(&path)
+            .filter(|dir| !dir.as_os_str().is_empty())
             .map(|dir| dir.join(name))
-            .find(|file| {
-                file.metadata()
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
+            .find(|file| !file.is_dir() && access(file, AccessFlags::X_OK).is_ok())
     }
 
     fn helper(&self, name: &str, function: &'static str) -> Result<PathBuf> {
@@ -207,6 +210,7 @@ mod tests {
     use super::*;
     use crate::testing::FakeRoot;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
     use std::thread;
 
     /// A directory of helper scripts; each writes its name and arguments to `calls`.
@@ -230,6 +234,29 @@ mod tests {
     }
 
     const SUPPORTS_SUSPEND_ONLY: (&str, &str) = ("pm-is-supported", "[ \"$1\" = --suspend ]");
+
+    #[test]
+    fn lookup_skips_what_cannot_be_executed_and_the_current_directory() {
+        let root = FakeRoot::new();
+        let first = root.path().join("first");
+        let second = root.path().join("second");
+        fs::create_dir_all(first.join("pm-suspend")).unwrap(); // a directory
+        fs::create_dir_all(&second).unwrap();
+        fs::write(second.join("pm-suspend"), "#!/bin/sh\n").unwrap(); // not executable
+        let third = root.path().join("third");
+        fs::create_dir_all(&third).unwrap();
+        fs::write(third.join("pm-suspend"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(third.join("pm-suspend"), fs::Permissions::from_mode(0o700)).unwrap();
+        let path = std::env::join_paths([
+            "",
+            first.to_str().unwrap(),
+            second.to_str().unwrap(),
+            third.to_str().unwrap(),
+        ])
+        .unwrap();
+        let pm = PmUtils::new(Some(path));
+        assert_eq!(pm.find("pm-suspend"), Some(third.join("pm-suspend")));
+    }
 
     #[test]
     fn unavailable_without_pm_is_supported_on_path() {
