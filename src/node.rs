@@ -941,11 +941,7 @@ mod tests {
             let mut bus = PrivateBus::start(r#"{"CanSuspend": "yes", "asleep_ms": 600000}"#);
             let node = node(&root, &bus);
             node.suspend(0, 60, 0).unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !bus.calls().contains("PrepareForSleep True") {
-                assert!(std::time::Instant::now() < deadline, "never went to sleep");
-                thread::sleep(Duration::from_millis(10));
-            }
+            bus.wait_for_call("PrepareForSleep True");
             bus.stop();
             let outcome = wait_idle(&node);
             assert!(outcome.result.is_err());

@@ -115,6 +115,18 @@ impl PrivateBus {
         fs::read_to_string(self.directory.path().join("logind.log")).unwrap_or_default()
     }
 
+    /// Waits (30 s at most) until the stand-in has received or sent `call`.
+    pub fn wait_for_call(&self, call: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.calls().contains(call) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stand-in never saw {call:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Stops the bus and the stand-in (as a bus that goes away).
     pub fn stop(&mut self) {
         drop(self.helper.stdin.take());

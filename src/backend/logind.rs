@@ -408,14 +408,7 @@ mod tests {
         let logind = logind(&bus);
         let began = Instant::now();
         let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !bus.calls().contains("PrepareForSleep True") {
-            assert!(
-                !sleeper.is_finished() && Instant::now() < deadline,
-                "never went to sleep"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        bus.wait_for_call("PrepareForSleep True");
         // Any client of the bus may send the signal: it must not end the wait.
         let spoofed = std::process::Command::new("dbus-send")
             .arg(format!("--bus={}", bus.address))
@@ -550,14 +543,7 @@ mod tests {
         let mut bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
         let logind = logind(&bus);
         let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !bus.calls().contains("PrepareForSleep True") {
-            assert!(
-                !sleeper.is_finished() && Instant::now() < deadline,
-                "never went to sleep"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        bus.wait_for_call("PrepareForSleep True");
         bus.stop();
         let failure = sleeper.join().unwrap().unwrap_err();
         assert!(failure.may_still_sleep);
