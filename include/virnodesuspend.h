@@ -43,7 +43,8 @@ typedef struct virNodeSuspendError {
    */
   int code;
   /**
-   * A `virErrorDomain`: always `VIR_FROM_NONE` (0), as in libvirt.
+   * A `virErrorDomain`, as in libvirt: `VIR_FROM_NONE` (0), or `VIR_FROM_DBUS` (47) for
+   * an error of the D-Bus exchange with logind.
    */
   int domain;
   /**

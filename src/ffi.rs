@@ -23,7 +23,8 @@ use crate::node::{check_flags, NodeSuspend};
 pub struct virNodeSuspendError {
     /// A `virErrorNumber`.
     pub code: c_int,
-    /// A `virErrorDomain`: always `VIR_FROM_NONE` (0), as in libvirt.
+    /// A `virErrorDomain`, as in libvirt: `VIR_FROM_NONE` (0), or `VIR_FROM_DBUS` (47) for
+    /// an error of the D-Bus exchange with logind.
     pub domain: c_int,
     /// The full message, as libvirt formats it.
     pub message: *mut c_char,
