@@ -92,16 +92,17 @@ fn logind_call(method: &str) -> Message {
     call
 }
 
-/// The reply, or the error it carries.
-fn reply(message: &mut Message) -> std::result::Result<&mut Message, dbus::Error> {
-    message.as_result()
+/// The value a reply carries, or the error it is, as libvirt reports it.
+fn reply_value<T: dbus::arg::Arg + for<'a> dbus::arg::Get<'a>>(message: &mut Message) -> Result<T> {
+    message
+        .as_result()
+        .and_then(|reply| reply.read1().map_err(dbus::Error::from))
+        .map_err(|e| reply_error(&e))
 }
 
 /// The names in a reply to `ListActivatableNames` or `ListNames` include logind's.
-fn lists_logind(reply_message: &mut Message) -> Result<bool> {
-    let names: Vec<String> = reply(reply_message)
-        .and_then(|r| r.read1().map_err(dbus::Error::from))
-        .map_err(|e| reply_error(&e))?;
+fn lists_logind(reply: &mut Message) -> Result<bool> {
+    let names: Vec<String> = reply_value(reply)?;
     Ok(names.iter().any(|name| name == SERVICE))
 }
 
@@ -189,7 +190,7 @@ impl Backend for Logind {
             (Some(e), None) => return Ok(no_bus(&e)),
             (Some(e), Some(_)) => return Err(reply_error(&e)),
             (None, Some(hello)) => {
-                if let Err(e) = reply(hello) {
+                if let Err(e) = hello.as_result() {
                     return Ok(no_bus(&e));
                 }
             }
@@ -202,12 +203,9 @@ impl Backend for Logind {
         if !lists_logind(&mut replies[2])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not running")));
         }
-        let mut answers = methods.into_iter().zip(&mut replies[3..]);
-        Probe::from_each(|_| {
-            let (method, message) = answers.next().expect("one reply per target");
-            let answer: String = reply(message)
-                .and_then(|r| r.read1().map_err(dbus::Error::from))
-                .map_err(|e| reply_error(&e))?;
+        Probe::from_each(|target| {
+            let method = methods[target as usize];
+            let answer: String = reply_value(&mut replies[3 + target as usize])?;
             // "challenge": allowed after authentication, which libvirt counts as supported.
             Ok(match answer.as_str() {
                 "yes" | "challenge" => Support::Yes,
@@ -237,13 +235,12 @@ impl Backend for Logind {
         );
         // Listening comes before asking, and the owner of logind's name is learnt before
         // logind can signal: the bus handles one connection's messages in order.
-        let mut sleep = logind_call(method);
-        sleep = sleep.append1(false); // not interactive: no authentication prompt
         let calls = vec![
             bus_call("Hello"),
             bus_call("AddMatch").append1(rule),
             bus_call("GetNameOwner").append1(SERVICE),
-            sleep,
+            // Not interactive: no authentication prompt.
+            logind_call(method).append1(false),
         ];
         let mut signals = Vec::new();
         let (replies, failure) =
@@ -258,9 +255,9 @@ impl Backend for Logind {
             .iter_mut()
             .zip(["Hello", "AddMatch", "GetNameOwner"])
         {
-            reply(message).map_err(|e| bus_error(what, &e))?;
+            message.as_result().map_err(|e| bus_error(what, &e))?;
         }
-        reply(&mut replies[3]).map_err(|e| reply_error(&e))?;
+        replies[3].as_result().map_err(|e| reply_error(&e))?;
         let owner: String = replies[2]
             .read1()
             .map_err(|e| bus_error("GetNameOwner", &dbus::Error::from(e)))?;

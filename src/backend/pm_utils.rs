@@ -12,6 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use nix::sys::resource::{getrlimit, Resource};
 use nix::unistd::{access, AccessFlags};
 
 use super::{since_boot, Backend, Probe, Support, SuspendFailure};
@@ -76,14 +77,8 @@ fn run(
         words.join(" ")
     };
     // Where close_range is missing or refused: every descriptor the process may have.
-    // SAFETY: getrlimit fills the struct it is given.
-    let open_max = unsafe {
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        match libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) {
-            0 => limit.rlim_cur.min(1 << 16) as libc::c_int,
-            _ => 1024,
-        }
-    };
+    let open_max = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft.min(1 << 16) as libc::c_int);
     let mut command = Command::new(program);
     command
         .args(args)
