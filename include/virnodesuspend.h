@@ -97,6 +97,21 @@ int virNodeSuspend(unsigned int target, unsigned long long duration, unsigned in
 int virNodeSuspendGetTargetMask(unsigned int *bitmask);
 
 /**
+ * Stores in `*backend` the name of the backend that answers for this host, and would carry
+ * out a suspend: "logind", "pm-utils" or "kernel" (static strings), or NULL when none is
+ * available (then no target is supported).
+ *
+ * This is the capability query of `virNodeSuspendGetTargetMask`, and shares its cache.
+ *
+ * Returns 0 on success, -1 with an error set otherwise.
+ *
+ * # Safety
+ *
+ * `backend` is NULL (an error) or points to writable memory for a `const char *`.
+ */
+int virNodeSuspendGetBackend(const char **backend);
+
+/**
  * This thread's last error, or NULL when the last call succeeded. The error stays valid
  * until the next call of this library on the same thread.
  */

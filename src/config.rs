@@ -4,7 +4,7 @@
 //! The core takes a [`Config`] as a value; only the C boundary reads the environment
 //! (once per process, see `ffi.rs`).
 
-use std::ffi::OsString;
+use std::ffi::{CStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,18 +32,23 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    const ALL: [BackendKind; 3] = [
+    pub const ALL: [BackendKind; 3] = [
         BackendKind::Logind,
         BackendKind::PmUtils,
         BackendKind::Kernel,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The name as C callers of `virNodeSuspendGetBackend` receive it.
+    pub fn c_name(self) -> &'static CStr {
         match self {
-            BackendKind::Logind => "logind",
-            BackendKind::PmUtils => "pm-utils",
-            BackendKind::Kernel => "kernel",
+            BackendKind::Logind => c"logind",
+            BackendKind::PmUtils => c"pm-utils",
+            BackendKind::Kernel => c"kernel",
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.c_name().to_str().expect("backend names are ASCII")
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use once_cell::sync::OnceCell;
 
-use crate::config::Config;
+use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result, LEVEL_ERROR};
 use crate::libvirt;
 use crate::node::{check_flags, NodeSuspend};
@@ -264,6 +264,37 @@ fn target_mask_call(bitmask: *mut c_uint) -> c_int {
         let mask = node()?.target_mask()?;
         // SAFETY: as above.
         unsafe { *bitmask = mask };
+        Ok(())
+    })
+}
+
+/// Stores in `*backend` the name of the backend that answers for this host, and would carry
+/// out a suspend: "logind", "pm-utils" or "kernel" (static strings), or NULL when none is
+/// available (then no target is supported).
+///
+/// This is the capability query of `virNodeSuspendGetTargetMask`, and shares its cache.
+///
+/// Returns 0 on success, -1 with an error set otherwise.
+///
+/// # Safety
+///
+/// `backend` is NULL (an error) or points to writable memory for a `const char *`.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeSuspendGetBackend(backend: *mut *const c_char) -> c_int {
+    const FUNCTION: &str = "virNodeSuspendGetBackend";
+    api_call(FUNCTION, || {
+        if backend.is_null() {
+            return Err(Error::null_argument(FUNCTION, "backend"));
+        }
+        let answered = node()?.capabilities()?.backend();
+        let name = answered.map_or(ptr::null(), |answered| {
+            BackendKind::ALL
+                .into_iter()
+                .find(|kind| kind.name() == answered)
+                .map_or(ptr::null(), |kind| kind.c_name().as_ptr())
+        });
+        // SAFETY: non-NULL, and the caller promises it points to a `const char *`.
+        unsafe { *backend = name };
         Ok(())
     })
 }

@@ -79,6 +79,11 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// The backend that answered (it answers every target), or `None` when none was available.
+    pub fn backend(&self) -> Option<&'static str> {
+        self.answers.first().and_then(|answer| answer.backend)
+    }
+
     /// Asks the backends in order until one is available; that one answers every target.
     fn query(backends: &[Box<dyn Backend>]) -> Result<Capabilities> {
         let mut unavailable = Vec::new();
@@ -475,7 +480,10 @@ mod tests {
 
     #[test]
     fn mask_for_mem_disk_and_hybrid_host() {
-        assert_eq!(node(&host(), 0).target_mask().unwrap(), 0b111);
+        let root = host();
+        let node = node(&root, 0);
+        assert_eq!(node.target_mask().unwrap(), 0b111);
+        assert_eq!(node.capabilities().unwrap().backend(), Some("kernel"));
     }
 
     #[test]
@@ -483,8 +491,7 @@ mod tests {
         let root = FakeRoot::new();
         let node = node(&root, 0);
         assert_eq!(node.target_mask().unwrap(), 0);
-        let answer = &node.capabilities().unwrap().answers[0];
-        assert_eq!(answer.backend, None);
+        assert_eq!(node.capabilities().unwrap().backend(), None);
     }
 
     #[test]

@@ -5,8 +5,9 @@ mod common;
 
 use std::process::Command;
 
-const API: [&str; 6] = [
+const API: [&str; 7] = [
     "virNodeSuspend",
+    "virNodeSuspendGetBackend",
     "virNodeSuspendGetLastError",
     "virNodeSuspendGetLastErrorCode",
     "virNodeSuspendGetLastErrorMessage",
