@@ -1,0 +1,178 @@
+/* The harness's runner and helpers (see harness.h). */
+#define _XOPEN_SOURCE 700
+
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <virnodesuspend.h>
+
+/* The running case's fake root (set in the child before the case runs). */
+static char case_root[256];
+
+static void fail(const char *file, int line, const char *fmt, const char *a, const char *b)
+{
+    printf("# %s:%d: ", file, line);
+    printf(fmt, a, b);
+    printf("\n");
+    fflush(stdout);
+    exit(1);
+}
+
+void harness_check(bool ok, const char *what, const char *file, int line)
+{
+    if (!ok)
+        fail(file, line, "check failed: %s%s", what, "");
+}
+
+void harness_check_str(const char *actual, const char *expected, const char *file, int line)
+{
+    if (actual == NULL || strcmp(actual, expected) != 0)
+        fail(file, line, "got \"%s\", expected \"%s\"", actual ? actual : "(NULL)", expected);
+}
+
+void harness_check_error(int code, int domain, const char *message, const char *file, int line)
+{
+    const virNodeSuspendError *error = virNodeSuspendGetLastError();
+    if (error == NULL)
+        fail(file, line, "no error, expected \"%s\"%s", message, "");
+    harness_check(error->code == code, "error->code == code", file, line);
+    harness_check(error->domain == domain, "error->domain == domain", file, line);
+    harness_check(error->level == 2 /* VIR_ERR_ERROR */, "error->level == VIR_ERR_ERROR", file, line);
+    harness_check_str(error->message, message, file, line);
+    harness_check(virNodeSuspendGetLastErrorCode() == code, "virNodeSuspendGetLastErrorCode() == code", file, line);
+    harness_check(virNodeSuspendGetLastErrorMessage() == error->message,
+                  "virNodeSuspendGetLastErrorMessage() is the error's message", file, line);
+}
+
+static void path_of(char *path, const char *relative)
+{
+    snprintf(path, PATH_MAX, "%s/%s", case_root, relative);
+}
+
+const char *root_path(const char *relative)
+{
+    static char path[PATH_MAX];
+    path_of(path, relative);
+    return path;
+}
+
+void root_write(const char *relative, const char *content)
+{
+    char path[PATH_MAX];
+    path_of(path, relative);
+    for (char *slash = strchr(path + strlen(case_root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            fail(__FILE__, __LINE__, "mkdir %s: %s", path, strerror(errno));
+        *slash = '/';
+    }
+    FILE *file = fopen(path, "w");
+    if (file == NULL || fputs(content, file) < 0 || fclose(file) != 0)
+        fail(__FILE__, __LINE__, "write %s: %s", path, strerror(errno));
+}
+
+const char *root_read(const char *relative)
+{
+    static char content[4096];
+    char path[PATH_MAX];
+    path_of(path, relative);
+    content[0] = '\0';
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        ssize_t n = read(fd, content, sizeof(content) - 1);
+        content[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
+    return content;
+}
+
+void root_remove(const char *relative)
+{
+    char path[PATH_MAX];
+    path_of(path, relative);
+    if (unlink(path) < 0)
+        fail(__FILE__, __LINE__, "unlink %s: %s", path, strerror(errno));
+}
+
+void root_host(const char *states, const char *disk_modes, bool swap)
+{
+    char now[32];
+    root_write("sys/power/state", states);
+    root_write("sys/power/disk", disk_modes);
+    root_write("proc/swaps", swap ? "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n"
+                                  : "Filename\tType\tSize\tUsed\tPriority\n");
+    snprintf(now, sizeof(now), "%lld\n", HARNESS_NOW);
+    root_write("sys/class/rtc/rtc0/since_epoch", now);
+    root_write("sys/class/rtc/rtc0/wakealarm", "");
+}
+
+void use_fake_root(const char *delay)
+{
+    if (setenv("VIRNODESUSPEND_ROOT", case_root, 1) < 0 || setenv("VIRNODESUSPEND_DELAY", delay, 1) < 0 ||
+        setenv("VIRNODESUSPEND_BACKENDS", "kernel", 1) < 0 ||
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/virnodesuspend-harness-bus", 1) < 0 ||
+        setenv("PATH", "", 1) < 0)
+        fail(__FILE__, __LINE__, "setenv: %s%s", strerror(errno), "");
+}
+
+void harness_wait_for(bool (*done)(void), const char *what, const char *file, int line)
+{
+    const struct timespec pause = {0, 5 * 1000 * 1000};
+    for (int i = 0; i < 30 * 200; i++) {
+        if (done())
+            return;
+        nanosleep(&pause, NULL);
+    }
+    fail(file, line, "waited 30 s for %s%s", what, "");
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+int harness_main(const struct harness_case *cases, size_t count)
+{
+    const char *tmp = getenv("TMPDIR");
+    int failed = 0;
+
+    printf("1..%zu\n", count);
+    fflush(stdout);
+    for (size_t i = 0; i < count; i++) {
+        snprintf(case_root, sizeof(case_root), "%s/virnodesuspend-harness-XXXXXX", tmp ? tmp : "/tmp");
+        if (mkdtemp(case_root) == NULL) {
+            perror("mkdtemp");
+            return 1;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            cases[i].run();
+            exit(0);
+        }
+        int status = 0;
+        if (child < 0 || waitpid(child, &status, 0) < 0)
+            status = -1;
+        bool ok = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!ok && child > 0 && WIFSIGNALED(status))
+            printf("# killed by signal %d\n", WTERMSIG(status));
+        printf("%s %zu - %s\n", ok ? "ok" : "not ok", i + 1, cases[i].name);
+        fflush(stdout);
+        failed += !ok;
+        nftw(case_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,280 @@
+/*
+ * The whole C API, as a C caller without libvirt uses it: the mask and the backend, every
+ * error with its code and message, the error API (thread-local, reset on entry, NULL when
+ * none), and one request at a time across threads.
+ */
+#define _XOPEN_SOURCE 700
+
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <virnodesuspend.h>
+
+/* libvirt's virErrorNumber and virErrorDomain values the library reports. */
+enum {
+    VIR_ERR_INVALID_ARG = 8,
+    VIR_ERR_OPERATION_INVALID = 55,
+    VIR_ERR_CONFIG_UNSUPPORTED = 67,
+    VIR_ERR_ARGUMENT_UNSUPPORTED = 74,
+    VIR_ERR_NO_SUPPORT = 84,
+    VIR_FROM_NONE = 0,
+};
+
+#define ALL_TARGETS ((1u << VIR_NODE_SUSPEND_TARGET_MEM) | (1u << VIR_NODE_SUSPEND_TARGET_DISK) | \
+                     (1u << VIR_NODE_SUSPEND_TARGET_HYBRID))
+
+static void check_no_error(void)
+{
+    CHECK(virNodeSuspendGetLastError() == NULL);
+    CHECK(virNodeSuspendGetLastErrorCode() == 0);
+    CHECK_STR(virNodeSuspendGetLastErrorMessage(), "no error");
+}
+
+static void mask_and_backend_of_a_host_that_can_do_everything(void)
+{
+    root_host("freeze mem disk", "[platform] shutdown reboot suspend", true);
+    use_fake_root("10");
+    unsigned int mask = 0;
+    const char *backend = NULL;
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    CHECK(mask == ALL_TARGETS);
+    check_no_error();
+    CHECK(virNodeSuspendGetBackend(&backend) == 0);
+    CHECK_STR(backend, "kernel");
+    /* Cached: the host's files no longer matter. */
+    root_remove("sys/power/state");
+    mask = 0;
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    CHECK(mask == ALL_TARGETS);
+}
+
+static void mask_of_a_host_that_can_only_suspend_to_ram(void)
+{
+    root_host("freeze mem disk", "[platform] shutdown reboot", false);
+    use_fake_root("10");
+    unsigned int mask = 0;
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    CHECK(mask == 1u << VIR_NODE_SUSPEND_TARGET_MEM);
+}
+
+static void nothing_is_supported_when_no_backend_is_available(void)
+{
+    use_fake_root("10"); /* an empty root: no /sys/power */
+    unsigned int mask = 0xdead;
+    const char *backend = "unset";
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    CHECK(mask == 0);
+    CHECK(virNodeSuspendGetBackend(&backend) == 0);
+    CHECK(backend == NULL);
+}
+
+static void null_arguments_are_invalid(void)
+{
+    use_fake_root("10");
+    CHECK(virNodeSuspendGetTargetMask(NULL) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "bitmask in virNodeSuspendGetTargetMask must not be NULL");
+    /* libvirt's fields for an unprefixed argument error: the function and the argument. */
+    const virNodeSuspendError *error = virNodeSuspendGetLastError();
+    CHECK_STR(error->str1, "virNodeSuspendGetTargetMask");
+    CHECK_STR(error->str2, "bitmask");
+    CHECK(error->str3 == NULL && error->int1 == 0 && error->int2 == 0);
+    CHECK(error->conn == NULL && error->dom == NULL && error->net == NULL);
+    CHECK(virNodeSuspendGetBackend(NULL) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "backend in virNodeSuspendGetBackend must not be NULL");
+}
+
+static void each_refused_request_has_libvirts_error(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("10");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 1) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x1) in function virNodeSuspend");
+    CHECK(virNodeSuspend(3, 60, 0) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "invalid argument: Invalid suspend target");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_DISK, 60, 0) == -1);
+    CHECK_ERROR(VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_FROM_NONE, "argument unsupported: Suspend-to-Disk");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_HYBRID, 60, 0) == -1);
+    CHECK_ERROR(VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_FROM_NONE, "argument unsupported: Hybrid-Suspend");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 59, 0) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE,
+                "invalid argument: Suspend duration is too short, must be at least 60 seconds");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 10000000000ULL, 0) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE,
+                "invalid argument: Suspend duration 10000000000 is too long, "
+                "the RTC cannot wake the host after 2099-12-31 23:59:59 UTC");
+    CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "");
+}
+
+static void a_host_without_rtc_cannot_be_woken(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_remove("sys/class/rtc/rtc0/wakealarm");
+    use_fake_root("10");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == -1);
+    char message[512];
+    snprintf(message, sizeof(message), "Operation not supported: no real-time clock in '%s' can wake the host",
+             root_path("sys/class/rtc"));
+    CHECK_ERROR(VIR_ERR_NO_SUPPORT, VIR_FROM_NONE, message);
+}
+
+static void a_bad_knob_fails_every_call_after_the_flags_check(void)
+{
+    use_fake_root("soon");
+    unsigned int mask;
+    const char *message = "unsupported configuration: VIRNODESUSPEND_DELAY must be a whole number of seconds "
+                          "up to 3600, not 'soon'";
+    CHECK(virNodeSuspendGetTargetMask(&mask) == -1);
+    CHECK_ERROR(VIR_ERR_CONFIG_UNSUPPORTED, VIR_FROM_NONE, message);
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 1) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x1) in function virNodeSuspend");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == -1);
+    CHECK_ERROR(VIR_ERR_CONFIG_UNSUPPORTED, VIR_FROM_NONE, message);
+}
+
+static void each_call_resets_the_error_and_reset_clears_it(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("10");
+    unsigned int mask;
+    check_no_error();
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 1) == -1);
+    const virNodeSuspendError *error = virNodeSuspendGetLastError();
+    CHECK(error != NULL);
+    /* Reading the error does not change it. */
+    CHECK(virNodeSuspendGetLastError() == error);
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    check_no_error();
+    CHECK(virNodeSuspendGetTargetMask(NULL) == -1);
+    CHECK(virNodeSuspendGetLastError() != NULL);
+    virNodeSuspendResetLastError();
+    check_no_error();
+    virNodeSuspendResetLastError();
+    check_no_error();
+}
+
+/* What another thread saw of its own errors. */
+struct thread_view {
+    bool clean_at_start;
+    bool own_error_seen;
+};
+
+static void *fail_in_another_thread(void *arg)
+{
+    struct thread_view *view = arg;
+    view->clean_at_start = virNodeSuspendGetLastError() == NULL;
+    view->own_error_seen = virNodeSuspend(3, 60, 0) == -1 &&
+                           strcmp(virNodeSuspendGetLastErrorMessage(), "invalid argument: Invalid suspend target") == 0;
+    return NULL;
+}
+
+static void errors_are_per_thread(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("10");
+    struct thread_view view = {false, false};
+    pthread_t thread;
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 1) == -1);
+    CHECK(pthread_create(&thread, NULL, fail_in_another_thread, &view) == 0);
+    CHECK(pthread_join(thread, NULL) == 0);
+    CHECK(view.clean_at_start);
+    CHECK(view.own_error_seen);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x1) in function virNodeSuspend");
+}
+
+#define RACERS 16
+
+struct racer {
+    pthread_barrier_t *start;
+    int ret;
+    int code;
+    char message[128];
+};
+
+static void *race_for_the_request(void *arg)
+{
+    struct racer *racer = arg;
+    pthread_barrier_wait(racer->start);
+    racer->ret = virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0);
+    racer->code = virNodeSuspendGetLastErrorCode();
+    snprintf(racer->message, sizeof(racer->message), "%s", virNodeSuspendGetLastErrorMessage());
+    return NULL;
+}
+
+static void racing_threads_get_one_request(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    /* The request stays pending for the whole case; the shortest duration is delay + 50 s. */
+    use_fake_root("3600");
+    pthread_barrier_t start;
+    pthread_t threads[RACERS];
+    struct racer racers[RACERS];
+    int accepted = 0;
+    CHECK(pthread_barrier_init(&start, NULL, RACERS) == 0);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i].start = &start;
+        CHECK(pthread_create(&threads[i], NULL, race_for_the_request, &racers[i]) == 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        if (racers[i].ret == 0) {
+            accepted++;
+            CHECK(racers[i].code == 0);
+            continue;
+        }
+        CHECK(racers[i].ret == -1);
+        CHECK_STR(racers[i].message, "Requested operation is not valid: Suspend operation already in progress");
+        CHECK(racers[i].code == VIR_ERR_OPERATION_INVALID);
+    }
+    pthread_barrier_destroy(&start);
+    CHECK(accepted == 1);
+    /* Armed for the RTC's reading + duration + 1 (the second it read may be almost over). */
+    CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "1800003651");
+    CHECK_STR(root_read("sys/power/state"), "freeze mem");
+}
+
+static bool state_is_mem(void)
+{
+    return strcmp(root_read("sys/power/state"), "mem") == 0;
+}
+
+static bool alarm_is_disarmed(void)
+{
+    return strcmp(root_read("sys/class/rtc/rtc0/wakealarm"), "0") == 0;
+}
+
+static bool next_request_is_accepted(void)
+{
+    return virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0;
+}
+
+static void request_reaches_the_kernel_and_the_next_is_accepted(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("0");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
+    check_no_error();
+    WAIT_FOR(state_is_mem);
+    WAIT_FOR(alarm_is_disarmed);
+    WAIT_FOR(next_request_is_accepted);
+}
+
+int main(void)
+{
+    static const struct harness_case cases[] = {
+        {"mask and backend of a host that can do everything", mask_and_backend_of_a_host_that_can_do_everything},
+        {"mask of a host that can only suspend to RAM", mask_of_a_host_that_can_only_suspend_to_ram},
+        {"nothing is supported when no backend is available", nothing_is_supported_when_no_backend_is_available},
+        {"NULL arguments are invalid", null_arguments_are_invalid},
+        {"each refused request has libvirt's error", each_refused_request_has_libvirts_error},
+        {"a host without RTC cannot be woken", a_host_without_rtc_cannot_be_woken},
+        {"a bad knob fails every call after the flags check", a_bad_knob_fails_every_call_after_the_flags_check},
+        {"each call resets the error and reset clears it", each_call_resets_the_error_and_reset_clears_it},
+        {"errors are per thread", errors_are_per_thread},
+        {"racing threads get one request", racing_threads_get_one_request},
+        {"request reaches the kernel and the next is accepted", request_reaches_the_kernel_and_the_next_is_accepted},
+    };
+    return harness_main(cases, sizeof(cases) / sizeof(cases[0]));
+}

@@ -1,0 +1,57 @@
+/*
+ * The C test harness: each case runs in a child process of its own (the library reads its
+ * configuration once per process), on a fake root made for it, and the results are
+ * printed as TAP for meson.
+ *
+ * Nothing here reaches this machine's /sys, RTC, system bus or pm-utils: the library is
+ * told to use the kernel backend on the case's fake root, with no bus and an empty PATH.
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct harness_case {
+    const char *name;
+    void (*run)(void);
+};
+
+/* Runs every case, each in a child process; prints TAP; returns the exit status. */
+int harness_main(const struct harness_case *cases, size_t count);
+
+/* Fails the running case (its child process exits) unless the condition holds. */
+#define CHECK(cond) harness_check((cond), #cond, __FILE__, __LINE__)
+void harness_check(bool ok, const char *what, const char *file, int line);
+
+/* CHECK for strings, showing both on failure. */
+#define CHECK_STR(actual, expected) harness_check_str((actual), (expected), __FILE__, __LINE__)
+void harness_check_str(const char *actual, const char *expected, const char *file, int line);
+
+/* Checks this thread's last error of the library: its code, domain and full message, and
+ * that its level is VIR_ERR_ERROR. */
+#define CHECK_ERROR(code, domain, message) harness_check_error((code), (domain), (message), __FILE__, __LINE__)
+void harness_check_error(int code, int domain, const char *message, const char *file, int line);
+
+/* The running case's fake root: the path of a file below it (in a static buffer), writes
+ * a file (making its directories), reads one (into a static buffer; "" when missing). */
+const char *root_path(const char *relative);
+void root_write(const char *relative, const char *content);
+const char *root_read(const char *relative);
+void root_remove(const char *relative);
+
+/* A host as the library's tests know it: sleep states `states` ("freeze mem disk"),
+ * hibernation modes `disk_modes`, an active swap area or none, and a wake-capable RTC
+ * reading HARNESS_NOW. */
+#define HARNESS_NOW 1800000000LL
+void root_host(const char *states, const char *disk_modes, bool swap);
+
+/* Points the library at the fake root with `delay` seconds before a suspend (the
+ * environment is read at the library's first call, so this comes first in a case). */
+void use_fake_root(const char *delay);
+
+/* Waits up to 30 s for the predicate `done()` to hold. */
+#define WAIT_FOR(done) harness_wait_for((done), #done, __FILE__, __LINE__)
+void harness_wait_for(bool (*done)(void), const char *what, const char *file, int line);
+
+#endif

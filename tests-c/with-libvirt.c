@@ -1,0 +1,42 @@
+/*
+ * A C program linked with libvirt, as a hypervisor driver is: the header works with
+ * <libvirt/libvirt.h> included before it (this file) or after it (with-libvirt-after.c), the
+ * calls reach this library (not libvirt's private copies), and libvirt's own
+ * virGetLastError sees the errors this library raised.
+ */
+#define _XOPEN_SOURCE 700
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include <virnodesuspend.h>
+
+#include "harness.h"
+#include "with-libvirt.h"
+
+static void libvirt_sees_the_errors_this_library_raises(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("10");
+    virNodeSuspendTarget target = VIR_NODE_SUSPEND_TARGET_HYBRID; /* libvirt's own enum */
+    CHECK(virNodeSuspend(target, 60, 0) == -1);
+    /* libvirt's copy would not have set this library's error. */
+    const virNodeSuspendError *ours = virNodeSuspendGetLastError();
+    CHECK(ours != NULL);
+    virErrorPtr theirs = virGetLastError();
+    CHECK(theirs != NULL);
+    CHECK(theirs->code == VIR_ERR_ARGUMENT_UNSUPPORTED && ours->code == theirs->code);
+    CHECK(theirs->domain == VIR_FROM_NONE && ours->domain == theirs->domain);
+    CHECK(theirs->level == VIR_ERR_ERROR);
+    CHECK_STR(theirs->message, "argument unsupported: Hybrid-Suspend");
+    CHECK_STR(ours->message, theirs->message);
+}
+
+int main(void)
+{
+    static const struct harness_case cases[] = {
+        {"libvirt sees the errors this library raises", libvirt_sees_the_errors_this_library_raises},
+        {"libvirt's header after this one, sentinels and all", libvirt_header_after_this_one},
+    };
+    return harness_main(cases, sizeof(cases) / sizeof(cases[0]));
+}
