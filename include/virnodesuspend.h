@@ -97,6 +97,18 @@ int virNodeSuspend(unsigned int target, unsigned long long duration, unsigned in
 int virNodeSuspendGetTargetMask(unsigned int *bitmask);
 
 /**
+ * Waits until this process's suspend request is over, and tells how it ended: 0 when the
+ * backend reported the host back from its sleep, -1 with the reason as error when the
+ * suspend failed. Returns at once when no request is in progress, with the outcome of the
+ * last one; -1 with an error when there was none.
+ *
+ * A request is carried out by a thread of this process after `virNodeSuspend` returned: a
+ * program that would exit right after it (a command-line tool) waits here instead, or the
+ * suspend never happens.
+ */
+int virNodeSuspendWait(void);
+
+/**
  * Stores in `*backend` the name of the backend that answers for this host, and would carry
  * out a suspend: "logind", "pm-utils" or "kernel" (static strings), or NULL when none is
  * available (then no target is supported).

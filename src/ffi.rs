@@ -268,6 +268,27 @@ fn target_mask_call(bitmask: *mut c_uint) -> c_int {
     })
 }
 
+/// Waits until this process's suspend request is over, and tells how it ended: 0 when the
+/// backend reported the host back from its sleep, -1 with the reason as error when the
+/// suspend failed. Returns at once when no request is in progress, with the outcome of the
+/// last one; -1 with an error when there was none.
+///
+/// A request is carried out by a thread of this process after `virNodeSuspend` returned: a
+/// program that would exit right after it (a command-line tool) waits here instead, or the
+/// suspend never happens.
+#[no_mangle]
+pub extern "C" fn virNodeSuspendWait() -> c_int {
+    const FUNCTION: &str = "virNodeSuspendWait";
+    api_call(FUNCTION, || match node()?.wait_until_over() {
+        Some(outcome) => outcome.result,
+        None => Err(Error::new(
+            ErrorCode::OperationInvalid,
+            FUNCTION,
+            "no suspend request was made",
+        )),
+    })
+}
+
 /// Stores in `*backend` the name of the backend that answers for this host, and would carry
 /// out a suspend: "logind", "pm-utils" or "kernel" (static strings), or NULL when none is
 /// available (then no target is supported).

@@ -172,6 +172,8 @@ struct Inner {
     capabilities: OnceCell<Capabilities>,
     requests: Mutex<Requests>,
     job_posted: Condvar,
+    /// Notified each time a request is over (back to `Idle`, with its outcome).
+    request_over: Condvar,
 }
 
 impl Inner {
@@ -233,6 +235,7 @@ impl NodeSuspend {
                 closing: false,
             }),
             job_posted: Condvar::new(),
+            request_over: Condvar::new(),
         });
         NodeSuspend {
             _handle: Arc::new(Handle(Arc::clone(&inner))),
@@ -281,6 +284,20 @@ impl NodeSuspend {
 
     pub fn last_outcome(&self) -> Option<Outcome> {
         self.inner.requests().last_outcome.clone()
+    }
+
+    /// Waits until the request in progress, if any, is over; then the outcome of the last
+    /// request, or `None` when none was ever carried out.
+    pub fn wait_until_over(&self) -> Option<Outcome> {
+        let mut requests = self.inner.requests();
+        while requests.state != Request::Idle {
+            requests = self
+                .inner
+                .request_over
+                .wait(requests)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        requests.last_outcome.clone()
     }
 
     /// `virNodeSuspend`: checks the request in libvirt's order, arms the wake alarm, and
@@ -424,6 +441,8 @@ fn carry_out(inner: &Inner, job: Job) {
         backend: backend.name(),
         result,
     });
+    drop(requests);
+    inner.request_over.notify_all();
 }
 
 #[cfg(test)]
@@ -465,12 +484,7 @@ mod tests {
     }
 
     fn wait_idle(node: &NodeSuspend) -> Outcome {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while node.request_state() != Request::Idle {
-            assert!(Instant::now() < deadline, "request never came back to idle");
-            thread::sleep(Duration::from_millis(5));
-        }
-        node.last_outcome().expect("an outcome is recorded")
+        node.wait_until_over().expect("an outcome is recorded")
     }
 
     fn error(node: &NodeSuspend, target: u32, duration: u64, flags: u32) -> (ErrorCode, String) {

@@ -10,12 +10,14 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <virnodesuspend.h>
 
 /* libvirt's virErrorNumber and virErrorDomain values the library reports. */
 enum {
     VIR_ERR_INVALID_ARG = 8,
+    VIR_ERR_SYSTEM_ERROR = 38,
     VIR_ERR_OPERATION_INVALID = 55,
     VIR_ERR_CONFIG_UNSUPPORTED = 67,
     VIR_ERR_ARGUMENT_UNSUPPORTED = 74,
@@ -261,6 +263,44 @@ static void request_reaches_the_kernel_and_the_next_is_accepted(void)
     WAIT_FOR(next_request_is_accepted);
 }
 
+static void waiting_without_a_request_is_an_error(void)
+{
+    use_fake_root("0");
+    CHECK(virNodeSuspendWait() == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE,
+                "Requested operation is not valid: no suspend request was made");
+}
+
+static void wait_returns_once_the_host_is_back(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("1");
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
+    CHECK(virNodeSuspendWait() == 0);
+    check_no_error();
+    CHECK_STR(root_read("sys/power/state"), "mem");
+    CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "0");
+    /* Over: waiting again reports the same outcome at once. */
+    CHECK(virNodeSuspendWait() == 0);
+}
+
+static void wait_reports_why_the_suspend_failed(void)
+{
+    char message[512];
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("0");
+    unsigned int mask;
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    root_remove("sys/power/state");
+    CHECK(symlink("/dev/full", root_path("sys/power/state")) == 0);
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
+    CHECK(virNodeSuspendWait() == -1);
+    snprintf(message, sizeof(message), "Unable to write 'mem' to '%s': No space left on device",
+             root_path("sys/power/state"));
+    CHECK_ERROR(VIR_ERR_SYSTEM_ERROR, VIR_FROM_NONE, message);
+    CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "0");
+}
+
 int main(void)
 {
     static const struct harness_case cases[] = {
@@ -275,6 +315,9 @@ int main(void)
         {"errors are per thread", errors_are_per_thread},
         {"racing threads get one request", racing_threads_get_one_request},
         {"request reaches the kernel and the next is accepted", request_reaches_the_kernel_and_the_next_is_accepted},
+        {"waiting without a request is an error", waiting_without_a_request_is_an_error},
+        {"wait returns once the host is back", wait_returns_once_the_host_is_back},
+        {"wait reports why the suspend failed", wait_reports_why_the_suspend_failed},
     };
     return harness_main(cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-const API: [&str; 7] = [
+const API: [&str; 8] = [
     "virNodeSuspend",
     "virNodeSuspendGetBackend",
     "virNodeSuspendGetLastError",
@@ -13,6 +13,7 @@ const API: [&str; 7] = [
     "virNodeSuspendGetLastErrorMessage",
     "virNodeSuspendGetTargetMask",
     "virNodeSuspendResetLastError",
+    "virNodeSuspendWait",
 ];
 
 fn tool_output(program: &str, args: &[&str]) -> String {
