@@ -1,4 +1,4 @@
-"""Fixtures for the C-ABI tests: the built library, fake roots, fake helper programs for
+"""Fixtures for the tests through the C ABI (ctypes, and the command-line tool): the built
 libvirt, and a private system bus with a stand-in logind."""
 
 import json
