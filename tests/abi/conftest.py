@@ -1,5 +1,6 @@
 """Fixtures for the tests through the C ABI (ctypes, and the command-line tool): the built
-libvirt, and a private system bus with a stand-in logind."""
+library, fake roots, fake helper programs for libvirt, and a private system bus with a
+stand-in logind."""
 
 import json
 
