@@ -1,0 +1,219 @@
+"""The ctypes binding against the built library (VIRNODESUSPEND_LIBRARY) on fake roots.
+
+The library reads its configuration once, at its first call; each test loads a private
+copy of it, so each gets its own configuration in this one process. Nothing reaches this
+machine's /sys, RTC, system bus or pm-utils: the kernel backend on a fake root only.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import virnodesuspend
+from virnodesuspend import Error, Library, Target
+
+BUILT = os.environ.get("VIRNODESUSPEND_LIBRARY")
+pytestmark = pytest.mark.skipif(not BUILT, reason="VIRNODESUSPEND_LIBRARY is not set (meson sets it)")
+NOW = 1_800_000_000
+
+
+class Host:
+    """A fake root: /sys/power, /proc/swaps and a wake-capable RTC reading NOW."""
+
+    def __init__(self, root, states="freeze mem disk", disk_modes="[platform] shutdown reboot suspend", swap=True):
+        self.root = root
+        swaps = "Filename\tType\tSize\tUsed\tPriority\n" + ("/dev/vda2\tpartition\t1048572\t0\t-2\n" if swap else "")
+        for relative, content in {
+            "sys/power/state": states,
+            "sys/power/disk": disk_modes,
+            "proc/swaps": swaps,
+            "sys/class/rtc/rtc0/since_epoch": f"{NOW}\n",
+            "sys/class/rtc/rtc0/wakealarm": "",
+        }.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(content)
+
+    def read(self, relative):
+        return (self.root / relative).read_text()
+
+
+def knobs(root, delay):
+    return {
+        "VIRNODESUSPEND_ROOT": str(root),
+        "VIRNODESUSPEND_DELAY": delay,
+        "VIRNODESUSPEND_BACKENDS": "kernel",
+        "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/virnodesuspend-test-bus",
+        "PATH": "",
+    }
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "root").mkdir()
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def load(tmp_path, monkeypatch, root):
+    """A private copy of the library, configured for `root` with the given delay."""
+
+    def load_with(delay="0"):
+        for name, value in knobs(root, delay).items():
+            monkeypatch.setenv(name, value)
+        copy = tmp_path / "libvirnodesuspend.so"
+        shutil.copyfile(BUILT, copy)
+        return Library(str(copy))
+
+    return load_with
+
+
+def wait_for(predicate):
+    deadline = time.monotonic() + 30
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.01)
+
+
+def test_targets_have_libvirts_names_and_values():
+    assert [(t.name, int(t)) for t in Target] == [("MEM", 0), ("DISK", 1), ("HYBRID", 2)]
+    assert virnodesuspend.VIR_NODE_SUSPEND_TARGET_HYBRID is Target.HYBRID
+
+
+def test_mask_is_a_set_of_targets_and_the_backend_is_named(load, root):
+    Host(root)
+    library = load()
+    assert library.target_mask() == {Target.MEM, Target.DISK, Target.HYBRID}
+    assert library.backend() == "kernel"
+
+
+def test_nothing_is_supported_when_no_backend_is_available(load):
+    library = load()
+    assert library.target_mask() == frozenset()
+    assert library.backend() is None
+
+
+def test_refused_suspend_raises_libvirts_error(load, root):
+    Host(root, states="freeze mem", swap=False)
+    library = load()
+    with pytest.raises(Error) as refused:
+        library.suspend(Target.DISK, 60)
+    e = refused.value
+    assert (e.code, e.domain, e.level) == (74, 0, 2)
+    assert e.message == str(e) == "argument unsupported: Suspend-to-Disk"
+    with pytest.raises(Error) as refused:
+        library.suspend(3, 60)
+    assert (refused.value.code, refused.value.message) == (8, "invalid argument: Invalid suspend target")
+
+
+def test_suspend_then_wait_until_the_host_is_back(load, root):
+    host = Host(root)
+    library = load()
+    library.suspend(Target.MEM, 60)
+    library.wait()
+    assert host.read("sys/power/state") == "mem"
+    assert host.read("sys/class/rtc/rtc0/wakealarm") == "0"
+
+
+def test_wait_raises_why_the_suspend_failed(load, root):
+    Host(root)
+    library = load()
+    library.target_mask()
+    state = root / "sys/power/state"
+    state.unlink()
+    state.symlink_to("/dev/full")
+    library.suspend(Target.MEM, 60)
+    with pytest.raises(Error) as failed:
+        library.wait()
+    e = failed.value
+    assert (e.code, e.domain, e.int1) == (38, 0, 28)  # VIR_ERR_SYSTEM_ERROR, ENOSPC
+    assert e.message == f"Unable to write 'mem' to '{state}': No space left on device"
+
+
+def test_each_python_thread_sees_its_own_errors(load, root):
+    Host(root, states="freeze mem", swap=False)
+    library = load(delay="3600")
+    rounds = 200
+    start = threading.Barrier(2)
+    seen = {"unsupported": [], "too short": []}
+
+    def fail_repeatedly(kind, call):
+        for _ in range(rounds):
+            start.wait()
+            try:
+                call()
+            except Error as e:
+                seen[kind].append(e.message)
+
+    threads = [
+        threading.Thread(target=fail_repeatedly, args=("unsupported", lambda: library.suspend(Target.DISK, 60))),
+        threading.Thread(target=fail_repeatedly, args=("too short", lambda: library.suspend(Target.MEM, 59))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen["unsupported"] == ["argument unsupported: Suspend-to-Disk"] * rounds
+    assert seen["too short"] == [
+        "invalid argument: Suspend duration is too short, must be at least 3650 seconds"
+    ] * rounds
+
+
+def test_one_request_at_a_time_across_python_threads(load, root):
+    host = Host(root)
+    library = load(delay="3600")
+    start = threading.Barrier(16)
+    outcomes = []
+
+    def request():
+        start.wait()
+        try:
+            library.suspend(Target.MEM, 3650)
+            outcomes.append("accepted")
+        except Error as e:
+            outcomes.append((e.code, e.message))
+
+    threads = [threading.Thread(target=request) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=str) == sorted(
+        ["accepted"] + [(55, "Requested operation is not valid: Suspend operation already in progress")] * 15,
+        key=str,
+    )
+    assert host.read("sys/class/rtc/rtc0/wakealarm") == str(NOW + 3650 + 1)
+
+
+def module_functions(tmp_path, root, library_environment):
+    """Runs the module-level functions in a fresh interpreter with the given way of
+    finding the library."""
+    Host(root)
+    script = "import virnodesuspend as v; print([t.name for t in sorted(v.target_mask())], v.backend())"
+    environment = {
+        **{k: v for k, v in os.environ.items() if k != "VIRNODESUSPEND_LIBRARY"},
+        **knobs(root, "0"),
+        "PYTHONPATH": str(pathlib.Path(virnodesuspend.__file__).parent.parent),
+        **library_environment,
+    }
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_module_functions_find_the_library_from_the_environment(tmp_path, root):
+    output = module_functions(tmp_path, root, {"VIRNODESUSPEND_LIBRARY": BUILT})
+    assert output == "['MEM', 'DISK', 'HYBRID'] kernel\n"
+
+
+def test_module_functions_find_the_library_on_the_system_path(tmp_path, root):
+    directory = tmp_path / "lib"
+    directory.mkdir()
+    (directory / virnodesuspend.SONAME).symlink_to(os.path.realpath(BUILT))
+    output = module_functions(tmp_path, root, {"LD_LIBRARY_PATH": str(directory)})
+    assert output == "['MEM', 'DISK', 'HYBRID'] kernel\n"

@@ -1,0 +1,166 @@
+"""Python binding for libvirnodesuspend (libvirt-compatible node suspend with RTC wake-up).
+
+    import virnodesuspend
+    if virnodesuspend.Target.MEM in virnodesuspend.target_mask():
+        virnodesuspend.suspend(virnodesuspend.Target.MEM, 60)
+        virnodesuspend.wait()      # the suspend runs in a thread of this process
+
+The module-level functions use the library found through VIRNODESUSPEND_LIBRARY, or else
+libvirnodesuspend.so.0 on the system's library path; Library(path) loads a given one.
+Failures raise Error, with libvirt's code, domain and message.
+"""
+
+import ctypes
+import enum
+import os
+import threading
+
+__all__ = [
+    "VIR_NODE_SUSPEND_TARGET_DISK",
+    "VIR_NODE_SUSPEND_TARGET_HYBRID",
+    "VIR_NODE_SUSPEND_TARGET_MEM",
+    "Error",
+    "Library",
+    "Target",
+    "backend",
+    "suspend",
+    "target_mask",
+    "wait",
+]
+
+SONAME = "libvirnodesuspend.so.0"
+
+
+class Target(enum.IntEnum):
+    """libvirt's virNodeSuspendTarget."""
+
+    MEM = 0  # VIR_NODE_SUSPEND_TARGET_MEM: Suspend-to-RAM
+    DISK = 1  # VIR_NODE_SUSPEND_TARGET_DISK: Suspend-to-Disk
+    HYBRID = 2  # VIR_NODE_SUSPEND_TARGET_HYBRID: Hybrid-Suspend
+
+
+# libvirt-python's names for them, so that code written for it reads the same.
+VIR_NODE_SUSPEND_TARGET_MEM = Target.MEM
+VIR_NODE_SUSPEND_TARGET_DISK = Target.DISK
+VIR_NODE_SUSPEND_TARGET_HYBRID = Target.HYBRID
+
+
+class Error(Exception):
+    """A libvirt error from the library: code (virErrorNumber), domain (virErrorDomain),
+    level (virErrorLevel), message, and libvirt's extra fields str1, str2, int1, int2."""
+
+    def __init__(self, code, domain, level, message, str1=None, str2=None, int1=0, int2=0):
+        super().__init__(message)
+        self.code = code
+        self.domain = domain
+        self.level = level
+        self.message = message
+        self.str1 = str1
+        self.str2 = str2
+        self.int1 = int1
+        self.int2 = int2
+
+
+class _Error(ctypes.Structure):
+    """virNodeSuspendError, laid out as libvirt's virError."""
+
+    _fields_ = [
+        ("code", ctypes.c_int),
+        ("domain", ctypes.c_int),
+        ("message", ctypes.c_char_p),
+        ("level", ctypes.c_int),
+        ("conn", ctypes.c_void_p),
+        ("dom", ctypes.c_void_p),
+        ("str1", ctypes.c_char_p),
+        ("str2", ctypes.c_char_p),
+        ("str3", ctypes.c_char_p),
+        ("int1", ctypes.c_int),
+        ("int2", ctypes.c_int),
+        ("net", ctypes.c_void_p),
+    ]
+
+
+def _text(value):
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+class Library:
+    """One loaded libvirnodesuspend. The library reads its configuration (the
+    VIRNODESUSPEND_* variables) at its first call; it is one per process unless loaded
+    from several paths."""
+
+    def __init__(self, path=None):
+        path = path or os.environ.get("VIRNODESUSPEND_LIBRARY") or SONAME
+        self._lib = lib = ctypes.CDLL(path)
+        lib.virNodeSuspend.argtypes = [ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_uint]
+        lib.virNodeSuspend.restype = ctypes.c_int
+        lib.virNodeSuspendGetTargetMask.argtypes = [ctypes.POINTER(ctypes.c_uint)]
+        lib.virNodeSuspendGetTargetMask.restype = ctypes.c_int
+        lib.virNodeSuspendGetBackend.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+        lib.virNodeSuspendGetBackend.restype = ctypes.c_int
+        lib.virNodeSuspendWait.argtypes = []
+        lib.virNodeSuspendWait.restype = ctypes.c_int
+        lib.virNodeSuspendGetLastError.argtypes = []
+        lib.virNodeSuspendGetLastError.restype = ctypes.POINTER(_Error)
+
+    def _check(self, ret):
+        """Raises this thread's last error when a call failed. ctypes calls the library on
+        the calling thread, where the error is kept."""
+        if ret == 0:
+            return
+        e = self._lib.virNodeSuspendGetLastError().contents
+        raise Error(e.code, e.domain, e.level, _text(e.message), _text(e.str1), _text(e.str2), e.int1, e.int2)
+
+    def target_mask(self):
+        """The targets this host supports, as a frozenset of Target."""
+        mask = ctypes.c_uint()
+        self._check(self._lib.virNodeSuspendGetTargetMask(ctypes.byref(mask)))
+        return frozenset(target for target in Target if mask.value & (1 << target))
+
+    def backend(self):
+        """The backend that answers for this host and would suspend it ("logind",
+        "pm-utils" or "kernel"), or None when none is available."""
+        name = ctypes.c_char_p()
+        self._check(self._lib.virNodeSuspendGetBackend(ctypes.byref(name)))
+        return _text(name.value)
+
+    def suspend(self, target, duration):
+        """Puts the host to sleep in target (a Target) and wakes it duration seconds later.
+        Returns once the request is accepted; the sleep starts after the library's delay."""
+        self._check(self._lib.virNodeSuspend(int(target), duration, 0))
+
+    def wait(self):
+        """Waits until the request is over; raises Error when the suspend failed."""
+        self._check(self._lib.virNodeSuspendWait())
+
+
+_default = None
+_default_lock = threading.Lock()
+
+
+def _library():
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Library()
+        return _default
+
+
+def target_mask():
+    """Library.target_mask of the default library."""
+    return _library().target_mask()
+
+
+def backend():
+    """Library.backend of the default library."""
+    return _library().backend()
+
+
+def suspend(target, duration):
+    """Library.suspend of the default library."""
+    _library().suspend(target, duration)
+
+
+def wait():
+    """Library.wait of the default library."""
+    _library().wait()
