@@ -7,10 +7,11 @@ int main(void)
     unsigned int mask;
 
     if (virNodeSuspendGetTargetMask(&mask) < 0 || !(mask & (1u << VIR_NODE_SUSPEND_TARGET_MEM)) ||
-        virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) < 0) {
+        virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) < 0)
         fprintf(stderr, "cannot suspend: %s\n", virNodeSuspendGetLastErrorMessage());
-        return 1;
-    }
-    printf("suspending to RAM; the RTC wakes the host in 60 s\n");
-    return 0;
+    else if (virNodeSuspendWait() < 0) /* the sleep runs in a thread of this process */
+        fprintf(stderr, "suspend failed: %s\n", virNodeSuspendGetLastErrorMessage());
+    else
+        return printf("slept in RAM and woke up\n") < 0;
+    return 1;
 }
