@@ -31,9 +31,15 @@ def library():
 
 
 @pytest.fixture(scope="session")
-def qemu_cache(tmp_path_factory):
-    """libvirt's /var/cache/libvirt for every daemon of the run: QEMU is probed once."""
-    return tmp_path_factory.mktemp("qemu-cache")
+def qemu(tmp_path_factory):
+    """A directory with only QEMU in it, which the QEMU driver looks for on PATH, and
+    libvirt's /var/cache/libvirt, both for every daemon of the run: libvirt caches what
+    QEMU can do by the path it found QEMU at, so QEMU is probed once per run."""
+    directory = tmp_path_factory.mktemp("qemu")
+    (directory / "bin").mkdir()
+    (directory / "bin/qemu-system-x86_64").symlink_to(shutil.which("qemu-system-x86_64"))
+    (directory / "cache").mkdir()
+    return directory
 
 
 @pytest.fixture
@@ -44,11 +50,8 @@ def fake_root(tmp_path):
 
 @pytest.fixture
 def helpers(tmp_path):
-    """The daemons' whole PATH: rtcwake and pm-utils stand-ins that record their calls in
-    helpers.log, and QEMU, which the QEMU driver looks for on PATH."""
-    directory = recording_helpers(tmp_path / "bin", tmp_path / "helpers.log")
-    (directory / "qemu-system-x86_64").symlink_to(shutil.which("qemu-system-x86_64"))
-    return directory
+    """rtcwake and pm-utils stand-ins that record their calls in helpers.log."""
+    return recording_helpers(tmp_path / "bin", tmp_path / "helpers.log")
 
 
 @pytest.fixture
@@ -66,7 +69,7 @@ def private_bus(tmp_path):
 
 
 @pytest.fixture
-def libvirtd(tmp_path, qemu_cache, helpers):
+def libvirtd(tmp_path, qemu, helpers):
     """Starts a daemon: libvirtd(bus_address) is the stock one, libvirtd(bus_address,
     library, VIRNODESUSPEND_...=...) has the library preloaded. Every daemon started is
     stopped by its PID when the test ends, passed or not."""
@@ -75,7 +78,8 @@ def libvirtd(tmp_path, qemu_cache, helpers):
     def start(bus_address, library=None, **knobs):
         directory = tmp_path / f"libvirtd-{len(daemons)}"
         directory.mkdir()
-        daemon = Libvirtd(directory, qemu_cache, helpers, bus_address, library, knobs)
+        path = f"{helpers}:{qemu / 'bin'}"
+        daemon = Libvirtd(directory, qemu / "cache", path, bus_address, library, knobs)
         daemons.append(daemon)
         return daemon.start()
 
