@@ -37,12 +37,8 @@ done
 exec /usr/sbin/libvirtd --config /etc/libvirt/libvirtd.conf --pid-file "$3"
 """
 
-# Root's virsh needs no authentication on these sockets (they exist only in the daemon's
-# namespace): libvirt's default for them is polkit, which the private bus does not have.
 # Our library's answers are logged at info (util.nodesuspend), everything else from warning.
-LIBVIRTD_CONF = """auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "2:file:{log}"
+LIBVIRTD_CONF = """log_outputs = "2:file:{log}"
 log_filters = "2:util.nodesuspend"
 """
 
