@@ -16,9 +16,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 ABI = HERE.parent / "abi"
 sys.path.insert(0, str(ABI))
 
-from fakes import FakeRoot, recording_helpers  # noqa: E402 (found through ABI)
-from libvirtd import Libvirtd  # noqa: E402
-from private_bus import PrivateBus  # noqa: E402
+# fakes and private_bus are found through ABI, put on the path above.
+from fakes import FakeRoot, recording_helpers
+from libvirtd import Libvirtd
+from private_bus import PrivateBus
 
 
 @pytest.fixture(scope="session")

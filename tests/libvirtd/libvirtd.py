@@ -9,10 +9,11 @@ sockets, pid file and state, and its domains, networks and autostart links are n
 the default socket, for virsh run in the same namespace (nsenter). Refusing to start next
 to a running libvirtd would make the suite fail on exactly the machines that have libvirt
 in use. /var/cache/libvirt is shared by all the daemons of a run, so that QEMU's
-capabilities are probed once, not once per daemon.
+capabilities are probed once, not once per daemon. (On this machine, only the empty
+mount points are created where they are missing.)
 
-The daemon is always stopped by its PID (unshare, sh and env exec one another, so the PID
-that Popen started is libvirtd's), and gets SIGTERM should the test process die first.
+The daemon is always stopped by its PID (unshare execs sh, which execs libvirtd, so the
+PID that Popen started is libvirtd's), and gets SIGTERM should the test process die first.
 """
 
 import collections
@@ -24,7 +25,7 @@ import subprocess
 import time
 
 # The private namespace, then the daemon. Arguments: the daemon's /etc/libvirt, the shared
-# cache, the pid file. Absolute paths: PATH is the daemon's, which has only stand-ins.
+# cache, the pid file. Absolute paths: PATH is the daemon's (stand-ins and QEMU only).
 NAMESPACE_SETUP = r"""
 for directory in /etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do
     /usr/bin/mkdir -p "$directory"
@@ -67,11 +68,11 @@ def terminate_with_parent():
 
 
 class Libvirtd:
-    """One libvirtd: stock, or with the library preloaded (LIBRARY and its KNOBS, the
-    VIRNODESUSPEND_* variables, set). Its PATH is the given one (stand-ins and QEMU only);
+    """One libvirtd: stock (LIBRARY None), or with LIBRARY preloaded and its KNOBS (the
+    VIRNODESUSPEND_* variables) set. Its PATH is the given one (stand-ins and QEMU only);
     its system bus is BUS_ADDRESS (a private bus, or a socket that does not exist)."""
 
-    def __init__(self, directory, qemu_cache, path, bus_address, library=None, knobs=None):
+    def __init__(self, directory, qemu_cache, path, bus_address, library, knobs):
         assert not any(socket in bus_address for socket in SYSTEM_BUS_SOCKETS), bus_address
         if library:
             root = knobs.get("VIRNODESUSPEND_ROOT", "/")
