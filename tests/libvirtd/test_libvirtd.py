@@ -217,4 +217,19 @@ def test_suspend_reaches_the_fake_kernel_after_the_delay(libvirtd, library, fake
     # file returns at once (the host is back), and the alarm is disarmed.
     wait_until(lambda: fake_root.read("sys/power/state") == "mem")
     wait_until(lambda: fake_root.read(WAKEALARM) == "0")
+
+    # The next request is accepted; the kernel refuses it this time (a write to /dev/full
+    # fails), and the daemon's log says why (README, difference 8).
+    state = fake_root.path / "sys/power/state"
+    state.unlink()
+    state.symlink_to("/dev/full")
+    assert daemon.virsh("nodesuspend", "mem", "60").returncode == 0
+    assert fake_root.read(WAKEALARM) == str(NOW + 61)
+    failed = (
+        "warning",
+        "virNodeSuspendHelper",
+        f"Failed to suspend the host: Unable to write 'mem' to '{state}': No space left on device",
+    )
+    wait_until(lambda: failed in daemon.log())
+    wait_until(lambda: fake_root.read(WAKEALARM) == "0")
     print("".join(daemon.transcript))
