@@ -12,11 +12,11 @@ import tempfile
 
 import pytest
 
+from fakes import NOW, FakeRoot, recording_helpers  # NOW: the tests import it from here
 from private_bus import PrivateBus
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-NOW = 1_800_000_000
 
 # Nothing of this machine's: no system bus (a socket path that cannot exist), and a PATH
 # with nothing in it (so no real pm-is-supported or pm-suspend is ever found). Tests that
@@ -36,36 +36,6 @@ def library():
     return str(path)
 
 
-class FakeRoot:
-    """A directory laid out like / with the kernel files a test needs."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def write(self, relative, content):
-        file = self.path / relative
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(content)
-        return self
-
-    def read(self, relative):
-        return (self.path / relative).read_text()
-
-    def host(self, states="freeze mem disk", disk_modes="[platform] shutdown reboot", swap=True):
-        self.write("sys/power/state", states)
-        self.write("sys/power/disk", disk_modes)
-        if swap:
-            self.write("proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n")
-        return self.rtc()
-
-    def rtc(self):
-        """Only a wake-up capable RTC reading NOW: no /sys/power, so the kernel backend
-        is unavailable."""
-        self.write("sys/class/rtc/rtc0/since_epoch", f"{NOW}\n")
-        self.write("sys/class/rtc/rtc0/wakealarm", "")
-        return self
-
-
 @pytest.fixture
 def fake_root(tmp_path):
     (tmp_path / "root").mkdir()
@@ -74,15 +44,8 @@ def fake_root(tmp_path):
 
 @pytest.fixture
 def fake_bin(tmp_path):
-    """rtcwake and pm-utils stand-ins that record their arguments and succeed, so that
-    libvirt's success path runs without touching this machine's clock or power state."""
-    directory = tmp_path / "bin"
-    directory.mkdir()
-    for name in ["rtcwake", "pm-suspend", "pm-hibernate", "pm-suspend-hybrid"]:
-        script = directory / name
-        script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/helpers.log"\n')
-        script.chmod(0o755)
-    return directory
+    """rtcwake and pm-utils stand-ins recording into helpers.log (see recording_helpers)."""
+    return recording_helpers(tmp_path / "bin", tmp_path / "helpers.log")
 
 
 @pytest.fixture

@@ -1,0 +1,235 @@
+"""The library in libvirt's own daemon: Debian's libvirtd 9.0 with its QEMU driver, the
+library preloaded (the driver imports virNodeSuspend and virNodeSuspendGetTargetMask from
+libvirt.so.0, so it calls ours), driven by the real virsh. The stock daemon runs in the same
+host states for comparison.
+
+No daemon reaches this machine's power state: ours works on fake roots, every daemon's
+system bus is private (or absent), and its PATH holds only stand-ins that record their
+calls, and QEMU. The QEMU driver asks for the mask once per process, so each host state
+gets a fresh daemon.
+"""
+
+import re
+import time
+from xml.etree import ElementTree
+
+import pytest
+
+from conftest import library_mask
+from fakes import NOW
+
+# The <power_management> elements of `virsh capabilities`, by target number.
+TARGETS = ["suspend_mem", "suspend_disk", "suspend_hybrid"]
+
+WAKEALARM = "sys/class/rtc/rtc0/wakealarm"
+
+TOO_SHORT = "invalid argument: Suspend duration is too short, must be at least 60 seconds"
+IN_PROGRESS = "Requested operation is not valid: Suspend operation already in progress"
+
+
+def refused(message):
+    """What virsh nodesuspend prints on standard error when the daemon refuses."""
+    return f"error: The host was not suspended\nerror: {message}\n"
+
+
+def power_management(daemon):
+    """The <power_management> element of DAEMON's capabilities as virsh prints it, and the
+    targets in it."""
+    capabilities = daemon.virsh("capabilities")
+    assert capabilities.returncode == 0, capabilities.stderr
+    [text] = re.findall(r"<power_management/>|<power_management>.*?</power_management>", capabilities.stdout, re.S)
+    return text, [child.tag for child in ElementTree.fromstring(text)]
+
+
+def targets(mask):
+    return [name for bit, name in enumerate(TARGETS) if mask & (1 << bit)]
+
+
+def wait_until(holds):
+    deadline = time.monotonic() + 30
+    while not holds():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)
+
+
+def kernel_with_everything(fake_root, helpers):
+    fake_root.host(disk_modes="[platform] shutdown reboot suspend")
+
+
+def kernel_without_swap(fake_root, helpers):
+    fake_root.host(swap=False)
+
+
+def pm_utils_with_hibernation_only(fake_root, helpers):
+    fake_root.rtc()
+    (helpers / "pm-is-supported").write_text('#!/bin/sh\n[ "$1" = --hibernate ]\n')
+    (helpers / "pm-is-supported").chmod(0o755)
+
+
+def nothing_available(fake_root, helpers):
+    # No system bus, no pm-is-supported on PATH, no /sys/power: only an RTC.
+    fake_root.rtc()
+
+
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        pytest.param(kernel_with_everything, ["suspend_mem", "suspend_disk", "suspend_hybrid"], id="kernel"),
+        pytest.param(kernel_without_swap, ["suspend_mem"], id="kernel-without-swap"),
+        pytest.param(pm_utils_with_hibernation_only, ["suspend_disk"], id="pm-utils"),
+        pytest.param(nothing_available, [], id="nothing"),
+    ],
+)
+def test_capabilities_show_the_targets_the_library_reports(
+    libvirtd, library, fake_root, helpers, no_bus, host, expected
+):
+    host(fake_root, helpers)
+    daemon = libvirtd(no_bus, library, VIRNODESUSPEND_ROOT=str(fake_root.path))
+    text, shown = power_management(daemon)
+    assert shown == targets(library_mask(library, daemon)) == expected
+    if not expected:
+        assert text == "<power_management/>"
+    # The answers in the daemon's log are ours: stock libvirt logs none.
+    answers = [r for r in daemon.log() if r.function == "virNodeSuspendGetTargetMask"]
+    assert [r.level for r in answers] == ["info"] * 3, answers
+
+
+# The same virsh commands against the stock daemon and ours, in order.
+COMMANDS = [
+    ["nodesuspend", "mem", "30"],  # too short, where mem is supported
+    ["nodesuspend", "disk", "60"],
+    ["nodesuspend", "hybrid", "60"],
+    ["nodesuspend", "foo", "60"],  # unknown: virsh refuses it itself
+    ["nodesuspend", "mem", "60"],  # accepted where mem is supported (stock: the rtcwake stand-in)
+    ["nodesuspend", "mem", "60"],  # then "already in progress"
+]
+
+
+def suspend_errors(daemon):
+    return [r for r in daemon.log() if r.level == "error" and r.function.startswith("virNodeSuspend")]
+
+
+@pytest.mark.parametrize(
+    "logind",
+    [{"CanSuspend": "yes", "CanHibernate": "no", "CanHybridSleep": "na"}, None],
+    ids=["logind-suspend-only", "no-logind"],
+)
+def test_virsh_shows_what_it_shows_with_stock_libvirtd(
+    libvirtd, library, fake_root, private_bus, tmp_path, logind
+):
+    """Same host state for both daemons: the same stand-in logind on the same private bus
+    (or a bus without logind), and for ours a fake root with only an RTC, so that logind
+    answers for ours too (stock Debian libvirt asks logind only)."""
+    fake_root.rtc()
+    if logind:
+        private_bus.start_logind(logind)
+
+    stock = libvirtd(private_bus.address)
+    expected = [stock.virsh(*command) for command in COMMANDS]
+    expected_power_management = power_management(stock)
+    expected_errors = suspend_errors(stock)
+    stock.stop()
+
+    ours = libvirtd(private_bus.address, library, VIRNODESUSPEND_ROOT=str(fake_root.path))
+    for command, want, got in zip(COMMANDS, expected, [ours.virsh(*command) for command in COMMANDS]):
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), command
+    assert power_management(ours) == expected_power_management
+    assert suspend_errors(ours) == expected_errors
+
+    # What stock libvirtd says, which ours has just said too.
+    assert expected[3].stderr == "error: Invalid target\n"  # virsh's own: "foo" never reaches a daemon
+    helpers_log = tmp_path / "helpers.log"
+    if logind:
+        assert expected_power_management[1] == ["suspend_mem"]
+        assert [e.stderr for e in expected] == [
+            refused(TOO_SHORT),
+            refused("argument unsupported: Suspend-to-Disk"),
+            refused("argument unsupported: Hybrid-Suspend"),
+            "error: Invalid target\n",
+            "",
+            refused(IN_PROGRESS),
+        ]
+        # The refusals are logged; "already in progress" is not (libvirtd logs that error
+        # code at debug level only).
+        assert [(r.function, r.message) for r in expected_errors] == [
+            ("virNodeSuspendSetNodeWakeup", TOO_SHORT),
+            ("virNodeSuspend", "argument unsupported: Suspend-to-Disk"),
+            ("virNodeSuspend", "argument unsupported: Hybrid-Suspend"),
+        ]
+        # Both daemons asked the stand-in; stock's accepted request ran the rtcwake
+        # stand-in, ours armed the fake RTC.
+        assert (tmp_path / "bus/logind.log").read_text().count("CanSuspend") == 2
+        assert helpers_log.read_text().startswith("rtcwake -m no -s 60\n")
+        assert fake_root.read(WAKEALARM) == str(NOW + 61)
+    else:
+        assert expected_power_management == ("<power_management/>", [])
+        assert [e.stderr for e in expected] == [
+            refused("argument unsupported: Suspend-to-RAM"),
+            refused("argument unsupported: Suspend-to-Disk"),
+            refused("argument unsupported: Hybrid-Suspend"),
+            "error: Invalid target\n",
+            refused("argument unsupported: Suspend-to-RAM"),
+            refused("argument unsupported: Suspend-to-RAM"),
+        ]
+        assert [r.function for r in expected_errors] == ["virNodeSuspend"] * 5
+        assert not helpers_log.exists()
+
+
+# Short enough for a quick suite, long enough that the request is surely still pending
+# when the next virsh command runs (libvirt waits 10 s).
+DELAY = 3
+
+# README, difference 4.
+TOO_LONG = (
+    "invalid argument: Suspend duration 10000000000 is too long, "
+    "the RTC cannot wake the host after 2099-12-31 23:59:59 UTC"
+)
+
+
+def test_suspend_reaches_the_fake_kernel_after_the_delay(libvirtd, library, fake_root, no_bus):
+    fake_root.host()
+    daemon = libvirtd(
+        no_bus,
+        library,
+        VIRNODESUSPEND_ROOT=str(fake_root.path),
+        VIRNODESUSPEND_BACKENDS="kernel",
+        VIRNODESUSPEND_DELAY=str(DELAY),
+    )
+    assert "Running hypervisor: QEMU" in daemon.virsh("version").stdout
+
+    # tp-libvirt's virsh_nodesuspend negative case: a wake-up past the RTC's calendar.
+    too_long = daemon.virsh("nodesuspend", "mem", "10000000000")
+    assert too_long.returncode == 1
+    assert too_long.stderr == refused(TOO_LONG)
+    assert fake_root.read(WAKEALARM) == ""
+    # Logged by the daemon under the function name libvirt's own log uses.
+    assert ("error", "virNodeSuspendSetNodeWakeup", TOO_LONG) in daemon.log()
+
+    accepted = daemon.virsh("nodesuspend", "mem", "60")
+    assert (accepted.returncode, accepted.stderr) == (0, "")
+    assert fake_root.read(WAKEALARM) == str(NOW + 61)
+    assert fake_root.read("sys/power/state") == "freeze mem disk"
+
+    busy = daemon.virsh("nodesuspend", "mem", "60")
+    assert (busy.returncode, busy.stderr) == (1, refused(IN_PROGRESS))
+
+    # After the delay the request reaches the kernel interface; a write to the fake
+    # file returns at once (the host is back), and the alarm is disarmed.
+    wait_until(lambda: fake_root.read("sys/power/state") == "mem")
+    wait_until(lambda: fake_root.read(WAKEALARM) == "0")
+
+    # The next request is accepted; the kernel refuses it this time (a write to /dev/full
+    # fails), and the daemon's log says why (README, difference 8).
+    state = fake_root.path / "sys/power/state"
+    state.unlink()
+    state.symlink_to("/dev/full")
+    assert daemon.virsh("nodesuspend", "mem", "60").returncode == 0
+    assert fake_root.read(WAKEALARM) == str(NOW + 61)
+    failed = (
+        "warning",
+        "virNodeSuspendHelper",
+        f"Failed to suspend the host: Unable to write 'mem' to '{state}': No space left on device",
+    )
+    wait_until(lambda: failed in daemon.log())
+    wait_until(lambda: fake_root.read(WAKEALARM) == "0")
+    print("".join(daemon.transcript))
