@@ -25,6 +25,7 @@ __all__ = [
     "backend",
     "suspend",
     "target_mask",
+    "virNodeSuspendError",
     "wait",
 ]
 
@@ -61,8 +62,9 @@ class Error(Exception):
         self.int2 = int2
 
 
-class _Error(ctypes.Structure):
-    """virNodeSuspendError, laid out as libvirt's virError."""
+class virNodeSuspendError(ctypes.Structure):
+    """The C struct virNodeSuspendError, laid out as libvirt's virError: for ctypes code
+    that calls the library's (or libvirt's) functions directly."""
 
     _fields_ = [
         ("code", ctypes.c_int),
@@ -101,7 +103,7 @@ class Library:
         lib.virNodeSuspendWait.argtypes = []
         lib.virNodeSuspendWait.restype = ctypes.c_int
         lib.virNodeSuspendGetLastError.argtypes = []
-        lib.virNodeSuspendGetLastError.restype = ctypes.POINTER(_Error)
+        lib.virNodeSuspendGetLastError.restype = ctypes.POINTER(virNodeSuspendError)
 
     def _check(self, ret):
         """Raises this thread's last error when a call failed. ctypes calls the library on

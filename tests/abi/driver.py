@@ -18,30 +18,17 @@ in progress (30 s at most) and records the last answer.
 import ctypes
 import json
 import os
+import pathlib
 import signal
 import sys
 import time
 
+# The Python package's ctypes layout of the error (libvirt's virError, and this library's
+# virNodeSuspendError: the same layout).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "python"))
+from virnodesuspend import virNodeSuspendError as Error  # noqa: E402
+
 FIELDS = ["code", "domain", "message", "level", "str1", "str2", "str3", "int1", "int2"]
-
-
-class Error(ctypes.Structure):
-    """libvirt's virError, and this library's virNodeSuspendError (the same layout)."""
-
-    _fields_ = [
-        ("code", ctypes.c_int),
-        ("domain", ctypes.c_int),
-        ("message", ctypes.c_char_p),
-        ("level", ctypes.c_int),
-        ("conn", ctypes.c_void_p),
-        ("dom", ctypes.c_void_p),
-        ("str1", ctypes.c_char_p),
-        ("str2", ctypes.c_char_p),
-        ("str3", ctypes.c_char_p),
-        ("int1", ctypes.c_int),
-        ("int2", ctypes.c_int),
-        ("net", ctypes.c_void_p),
-    ]
 
 
 def error_fields(pointer):
