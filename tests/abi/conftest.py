@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from fakes import NOW, FakeRoot, recording_helpers  # NOW: the tests import it from here
+from fakes import NOW, fake_bin, fake_root  # noqa: F401 (fixtures; NOW: the tests import it from here)
 from private_bus import PrivateBus
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -36,16 +36,6 @@ def library():
     return str(path)
 
 
-@pytest.fixture
-def fake_root(tmp_path):
-    (tmp_path / "root").mkdir()
-    return FakeRoot(tmp_path / "root")
-
-
-@pytest.fixture
-def fake_bin(tmp_path):
-    """rtcwake and pm-utils stand-ins recording into helpers.log (see recording_helpers)."""
-    return recording_helpers(tmp_path / "bin", tmp_path / "helpers.log")
 
 
 @pytest.fixture

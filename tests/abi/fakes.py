@@ -1,5 +1,7 @@
 """Fake kernel files and stand-in helper programs, for the C-ABI tests and the libvirtd
-suite (tests/libvirtd)."""
+suite (tests/libvirtd); their fixtures are imported into both suites' conftest."""
+
+import pytest
 
 NOW = 1_800_000_000
 
@@ -44,3 +46,15 @@ def recording_helpers(directory, record):
         script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{record}"\n')
         script.chmod(0o755)
     return directory
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    (tmp_path / "root").mkdir()
+    return FakeRoot(tmp_path / "root")
+
+
+@pytest.fixture
+def fake_bin(tmp_path):
+    """rtcwake and pm-utils stand-ins recording into helpers.log (see recording_helpers)."""
+    return recording_helpers(tmp_path / "bin", tmp_path / "helpers.log")

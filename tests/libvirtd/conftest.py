@@ -17,7 +17,7 @@ ABI = HERE.parent / "abi"
 sys.path.insert(0, str(ABI))
 
 # fakes and private_bus are found through ABI, put on the path above.
-from fakes import FakeRoot, recording_helpers
+from fakes import fake_bin, fake_root  # noqa: F401 (fixtures)
 from libvirtd import Libvirtd
 from private_bus import PrivateBus
 
@@ -43,16 +43,6 @@ def qemu(tmp_path_factory):
     return directory
 
 
-@pytest.fixture
-def fake_root(tmp_path):
-    (tmp_path / "root").mkdir()
-    return FakeRoot(tmp_path / "root")
-
-
-@pytest.fixture
-def helpers(tmp_path):
-    """rtcwake and pm-utils stand-ins that record their calls in helpers.log."""
-    return recording_helpers(tmp_path / "bin", tmp_path / "helpers.log")
 
 
 @pytest.fixture
@@ -70,7 +60,7 @@ def private_bus(tmp_path):
 
 
 @pytest.fixture
-def libvirtd(tmp_path, qemu, helpers):
+def libvirtd(tmp_path, qemu, fake_bin):
     """Starts a daemon: libvirtd(bus_address) is the stock one, libvirtd(bus_address,
     library, VIRNODESUSPEND_...=...) has the library preloaded. Every daemon started is
     stopped by its PID when the test ends, passed or not."""
@@ -79,7 +69,7 @@ def libvirtd(tmp_path, qemu, helpers):
     def start(bus_address, library=None, **knobs):
         directory = tmp_path / f"libvirtd-{len(daemons)}"
         directory.mkdir()
-        path = f"{helpers}:{qemu / 'bin'}"
+        path = f"{fake_bin}:{qemu / 'bin'}"
         daemon = Libvirtd(directory, qemu / "cache", path, bus_address, library, knobs)
         daemons.append(daemon)
         return daemon.start()

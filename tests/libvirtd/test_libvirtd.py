@@ -52,21 +52,21 @@ def wait_until(holds):
         time.sleep(0.05)
 
 
-def kernel_with_everything(fake_root, helpers):
+def kernel_with_everything(fake_root, fake_bin):
     fake_root.host(disk_modes="[platform] shutdown reboot suspend")
 
 
-def kernel_without_swap(fake_root, helpers):
+def kernel_without_swap(fake_root, fake_bin):
     fake_root.host(swap=False)
 
 
-def pm_utils_with_hibernation_only(fake_root, helpers):
+def pm_utils_with_hibernation_only(fake_root, fake_bin):
     fake_root.rtc()
-    (helpers / "pm-is-supported").write_text('#!/bin/sh\n[ "$1" = --hibernate ]\n')
-    (helpers / "pm-is-supported").chmod(0o755)
+    (fake_bin / "pm-is-supported").write_text('#!/bin/sh\n[ "$1" = --hibernate ]\n')
+    (fake_bin / "pm-is-supported").chmod(0o755)
 
 
-def nothing_available(fake_root, helpers):
+def nothing_available(fake_root, fake_bin):
     # No system bus, no pm-is-supported on PATH, no /sys/power: only an RTC.
     fake_root.rtc()
 
@@ -81,9 +81,9 @@ def nothing_available(fake_root, helpers):
     ],
 )
 def test_capabilities_show_the_targets_the_library_reports(
-    libvirtd, library, fake_root, helpers, no_bus, host, expected
+    libvirtd, library, fake_root, fake_bin, no_bus, host, expected
 ):
-    host(fake_root, helpers)
+    host(fake_root, fake_bin)
     daemon = libvirtd(no_bus, library, VIRNODESUSPEND_ROOT=str(fake_root.path))
     text, shown = power_management(daemon)
     assert shown == targets(library_mask(library, daemon)) == expected
