@@ -137,10 +137,10 @@ static int wait_until_idle(int target)
     return virNodeSuspendGetLastErrorCode() == ERR_INVALID_ARG ? 0 : -1;
 }
 
-/* The wake alarm as the RTC holds it now: empty when disarmed. */
-static void read_wakealarm(char *value, size_t size)
+/* A kernel attribute's first line, or why it could not be read. */
+static void read_attribute(const char *path, char *value, size_t size)
 {
-    FILE *file = fopen("/sys/class/rtc/rtc0/wakealarm", "r");
+    FILE *file = fopen(path, "r");
     value[0] = '\0';
     if (file == NULL) {
         snprintf(value, size, "unreadable:%s", strerror(errno));
@@ -167,9 +167,13 @@ static int sleep_once(int target, const char *name)
 
     if (wait_until_idle(target) < 0)
         return fail("idle");
-    char alarm[64];
-    read_wakealarm(alarm, sizeof alarm);
-    snprintf(fields, sizeof fields, "target=%s wakealarm=\"%s\"", name, alarm);
+    /* Left behind by the request: the alarm (empty when disarmed) and the hibernation mode
+     * (the one the guest booted with, whatever the sleep selected). */
+    char alarm[64], disk_mode[128];
+    read_attribute("/sys/class/rtc/rtc0/wakealarm", alarm, sizeof alarm);
+    read_attribute("/sys/power/disk", disk_mode, sizeof disk_mode);
+    snprintf(fields, sizeof fields, "target=%s wakealarm=\"%s\" disk=\"%s\"", name, alarm,
+             disk_mode);
     event("accepts_new_request", fields);
     return EXIT_SUCCESS;
 }

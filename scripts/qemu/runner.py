@@ -19,6 +19,8 @@ status is 0 when every check passed.
 """
 
 import argparse
+import collections
+import itertools
 import json
 import os
 import re
@@ -49,7 +51,11 @@ BOOT_BUDGET_S = 60
 TARGET_BUDGET_S = 150
 
 SWAP_BYTES = 256 << 20
+# The end of the last console shown when a check failed.
+CONSOLE_TAIL_LINES = 40
 NAMES = {"mem": "Suspend-to-RAM", "disk": "Suspend-to-Disk", "hybrid": "Hybrid-Suspend"}
+# virNodeSuspendGetTargetMask's bit for each target: 1 << virNodeSuspendTarget.
+MASK_BITS = {"mem": 1 << 0, "disk": 1 << 1, "hybrid": 1 << 2}
 
 GUEST_EVENT = re.compile(r"EVENT (\w+)(.*)")
 FIELD = re.compile(r'(\w+)=("[^"]*"|\S*)')
@@ -76,6 +82,11 @@ class Record:
 
 def guest_fields(text):
     return {k: v.strip('"') for k, v in FIELD.findall(text)}
+
+
+def selected_mode(disk):
+    """The hibernation mode /sys/power/disk shows selected: "[platform] shutdown" -> "platform"."""
+    return next((m.strip("[]") for m in disk.split() if m.startswith("[")), None)
 
 
 class Guest:
@@ -193,7 +204,7 @@ def describe(record):
                     f"mem_sleep \"{f['mem_sleep']}\", disk \"{f['disk'].strip()}\"")
         case ("guest", "mask"):
             mask = int(f["value"])
-            names = [t for t, bit in (("mem", 1), ("disk", 2), ("hybrid", 4)) if mask & bit]
+            names = [target for target, bit in MASK_BITS.items() if mask & bit]
             return f"virNodeSuspendGetTargetMask: {mask:#x} ({' '.join(names) or 'nothing'})"
         case ("guest", "call_returned"):
             return (f"virNodeSuspend({f['target']}, {f['duration']}, 0) returned {f['rc']}: "
@@ -202,7 +213,8 @@ def describe(record):
             return f"guest program running again: it slept {float(f['slept']):.1f} s"
         case ("guest", "accepts_new_request"):
             alarm = "disarmed" if f["wakealarm"] == "" else f"still {f['wakealarm']}"
-            return f"library idle, accepts a new request; wake alarm {alarm}"
+            return (f"library idle, accepts a new request; wake alarm {alarm}, "
+                    f"hibernation mode {selected_mode(f['disk'])}")
         case ("guest", "error"):
             return f"guest program failed: {f['what']}: {f.get('message', '')}"
         case ("guest", "done"):
@@ -244,8 +256,9 @@ def first(records, source, name, after=None):
     return None
 
 
-def check_target(target, records, checks):
-    """Checks one target's records (from its call to the next call) and prints its summary."""
+def check_target(target, records, booted_mode, checks):
+    """Checks one target's records (from its call to the next call) and prints its summary.
+    booted_mode: the hibernation mode selected when the guest booted."""
     print(f"\n{NAMES[target]} ({target}):")
     call = first(records, "guest", "call_returned")
     if not checks.check(call is not None and call.fields["rc"] == "0", "virNodeSuspend returned 0"):
@@ -293,6 +306,57 @@ def check_target(target, records, checks):
     idle = first(records, "guest", "accepts_new_request")
     checks.check(idle is not None, "the library accepts a new request afterwards")
     checks.check(idle is not None and idle.fields["wakealarm"] == "", "the wake alarm is disarmed")
+    checks.check(idle is not None and selected_mode(idle.fields["disk"]) == booted_mode,
+                 f"the hibernation mode is {booted_mode} again")
+
+
+def boot_and_watch(args, start):
+    """Boots the guest (again after each Suspend-to-Disk) and prints the timeline as it
+    happens. Returns the records and the console logs."""
+    swap = os.path.join(args.workdir, "swap.img")
+    with open(swap, "wb") as image:
+        image.truncate(SWAP_BYTES)
+    deadline = start + BOOT_BUDGET_S + TARGET_BUDGET_S * len(args.targets)
+    append = f"console=ttyS0 panic=-1 virnodesuspend.targets={','.join(args.targets)}"
+    records, consoles = [], []
+    try:
+        for boot in itertools.count(1):
+            guest = Guest(args.kernel, args.initramfs, swap, args.workdir, boot)
+            consoles.append(guest.console_path)
+            for record in guest.run(append, deadline):
+                records.append(record)
+                print(f"{record.at - start:8.3f}  {record.source:<6}  {describe(record)}", flush=True)
+            if not first([r for r in records if r.boot == boot], "qemu", "SUSPEND_DISK"):
+                break
+            # Hibernated: boot again and let the guest's init hand the disk to the kernel.
+            append = "console=ttyS0 panic=-1 resume=/dev/vda"
+    except TimeoutError:
+        print(f"QEMU stopped: the run took longer than {deadline - start:.0f} s")
+    return records, consoles
+
+
+def check_run(records, targets, checks):
+    print("\nThe guest:")
+    ready = first(records, "guest", "guest_ready")
+    if not checks.check(ready is not None, "booted and ready"):
+        return
+    checks.check("[deep]" in ready.fields["mem_sleep"], "the kernel suspends to RAM in ACPI S3 ([deep])")
+    checks.check(ready.fields["wakealarm"] == "yes", "rtc0 can wake the guest (it has wakealarm)")
+    mask = first(records, "guest", "mask")
+    wanted = sum(MASK_BITS[target] for target in targets)
+    checks.check(mask is not None and int(mask.fields["value"]) & wanted == wanted,
+                 "the library supports every target asked for")
+    calls = [i for i, r in enumerate(records) if r.source == "guest" and r.name == "call_returned"]
+    for n, target in enumerate(targets):
+        if n >= len(calls):
+            checks.check(False, f"{target}: the guest program asked for it")
+            continue
+        end = calls[n + 1] if n + 1 < len(calls) else len(records)
+        check_target(target, records[calls[n]:end], selected_mode(ready.fields["disk"]), checks)
+    print()
+    exited = first(records, "guest", "guest_exit")
+    checks.check(first(records, "guest", "done") is not None and exited is not None
+                 and exited.fields["status"] == "0", "the guest program finished every request")
 
 
 def main():
@@ -303,45 +367,17 @@ def main():
     parser.add_argument("targets", nargs="+", choices=sorted(NAMES))
     args = parser.parse_args()
 
-    swap = os.path.join(args.workdir, "swap.img")
-    with open(swap, "wb") as image:
-        image.truncate(SWAP_BYTES)
+    print(f"Debian's kernel in QEMU; the guest program asks the library for "
+          f"{', '.join(args.targets)}, {DURATION_S} s each. Seconds since QEMU started:")
     start = time.time()
-    deadline = start + BOOT_BUDGET_S + TARGET_BUDGET_S * len(args.targets)
-    append = f"console=ttyS0 panic=-1 virnodesuspend.targets={','.join(args.targets)}"
-    records = []
-    boot = 1
-    print(f"Booting Debian's kernel in QEMU; the guest asks for {', '.join(args.targets)} "
-          f"({DURATION_S} s each). Times are seconds since QEMU started.")
-    try:
-        while True:
-            guest = Guest(args.kernel, args.initramfs, swap, args.workdir, boot)
-            for record in guest.run(append, deadline):
-                records.append(record)
-                print(f"{record.at - start:8.3f}  {record.source:<6}  {describe(record)}", flush=True)
-            print(f"          (console: {guest.console_path})")
-            if not first([r for r in records if r.boot == boot], "qemu", "SUSPEND_DISK"):
-                break
-            # Hibernated: boot again and let the guest's init hand the disk to the kernel.
-            append = "console=ttyS0 panic=-1 resume=/dev/vda"
-            boot += 1
-    except TimeoutError:
-        print(f"QEMU stopped: the run took longer than {deadline - start:.0f} s")
-
+    records, consoles = boot_and_watch(args, start)
     checks = Checks()
-    calls = [i for i, r in enumerate(records) if r.source == "guest" and r.name == "call_returned"]
-    for n, target in enumerate(args.targets):
-        if n >= len(calls):
-            checks.check(False, f"{target}: the guest program asked for it")
-            continue
-        end = calls[n + 1] if n + 1 < len(calls) else len(records)
-        check_target(target, records[calls[n]:end], checks)
-    print()
-    exit_record = first(records, "guest", "guest_exit")
-    checks.check(first(records, "guest", "done") is not None and exit_record is not None
-                 and exit_record.fields["status"] == "0", "the guest program finished every request")
-    print(f"\nqemu: {checks.passed} passed, {checks.failed} failed "
-          f"({time.time() - start:.0f} s)")
+    check_run(records, args.targets, checks)
+    print(f"\nconsole: {' '.join(consoles)}")
+    if checks.failed:
+        with open(consoles[-1], errors="replace") as console:
+            print("".join(collections.deque(console, CONSOLE_TAIL_LINES)), end="")
+    print(f"qemu: {checks.passed} passed, {checks.failed} failed ({time.time() - start:.0f} s)")
     return 0 if checks.failed == 0 else 1
 
 
