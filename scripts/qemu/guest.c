@@ -35,6 +35,12 @@
 /* The shortest duration the library accepts with its default delay. */
 #define DURATION_S 60
 
+/* Two years ahead: further than any PC CMOS clock's alarm reaches (a day, a month or a year,
+ * as the firmware tells the kernel) and well within its calendar. */
+#define UNREACHABLE_S (2ULL * 366 * 86400)
+
+#define WAKEALARM "/sys/class/rtc/rtc0/wakealarm"
+
 /* libvirt's virErrorNumber values this program tells apart (virterror.h). */
 enum { ERR_INVALID_ARG = 8, ERR_OPERATION_INVALID = 55 };
 
@@ -151,6 +157,21 @@ static void read_attribute(const char *path, char *value, size_t size)
     fclose(file);
 }
 
+/*
+ * Asks for a wake-up the RTC cannot hold: the kernel refuses the alarm, and the library must
+ * say so (invalid argument) and leave no alarm armed. Returns -1 if the library accepted it.
+ */
+static int request_unreachable_wakeup(void)
+{
+    int rc = virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, UNREACHABLE_S, 0);
+    char alarm[64], fields[512];
+    read_attribute(WAKEALARM, alarm, sizeof alarm);
+    snprintf(fields, sizeof fields, "rc=%d code=%d message=\"%s\" wakealarm=\"%s\"", rc,
+             virNodeSuspendGetLastErrorCode(), virNodeSuspendGetLastErrorMessage(), alarm);
+    event("unreachable_wakeup", fields);
+    return rc == 0 ? -1 : 0;
+}
+
 static int sleep_once(int target, const char *name)
 {
     char fields[256];
@@ -170,7 +191,7 @@ static int sleep_once(int target, const char *name)
     /* Left behind by the request: the alarm (empty when disarmed) and the hibernation mode
      * (the one the guest booted with, whatever the sleep selected). */
     char alarm[64], disk_mode[128];
-    read_attribute("/sys/class/rtc/rtc0/wakealarm", alarm, sizeof alarm);
+    read_attribute(WAKEALARM, alarm, sizeof alarm);
     read_attribute("/sys/power/disk", disk_mode, sizeof disk_mode);
     snprintf(fields, sizeof fields, "target=%s wakealarm=\"%s\" disk=\"%s\"", name, alarm,
              disk_mode);
@@ -194,6 +215,9 @@ int main(int argc, char **argv)
     char fields[64];
     snprintf(fields, sizeof fields, "value=%u", mask);
     event("mask", fields);
+    /* Had the library accepted it, the guest would sleep for two years: powered off instead. */
+    if (request_unreachable_wakeup() < 0)
+        return EXIT_FAILURE;
 
     for (int i = 1; i < argc; i++) {
         int target = target_of(argv[i]);

@@ -116,7 +116,8 @@ class Guest:
         if os.path.exists(self.qmp_path):
             os.unlink(self.qmp_path)
         with open(self.console_path, "wb") as console_log:
-            qemu = subprocess.Popen(self.command(append), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            qemu = subprocess.Popen(self.command(append), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE)
             try:
                 yield Record(time.time(), "host", "qemu_started", {}, self.boot)
                 yield from self._read(qemu, console_log, deadline)
@@ -209,6 +210,8 @@ def describe(record):
         case ("guest", "call_returned"):
             return (f"virNodeSuspend({f['target']}, {f['duration']}, 0) returned {f['rc']}: "
                     f"alarm armed, the library suspends in {DELAY_S} s")
+        case ("guest", "unreachable_wakeup"):
+            return f"virNodeSuspend(mem, 2 years, 0) returned {f['rc']}: {f['message']}"
         case ("guest", "resumed"):
             return f"guest program running again: it slept {float(f['slept']):.1f} s"
         case ("guest", "accepts_new_request"):
@@ -250,8 +253,9 @@ class Checks:
 
 
 def first(records, source, name, after=None):
+    """The first record from source with that name (at or after the record after, if given)."""
     for record in records:
-        if record.source == source and record.name == name and (after is None or record.at >= after.at):
+        if (record.source, record.name) == (source, name) and (after is None or record.at >= after.at):
             return record
     return None
 
@@ -264,11 +268,13 @@ def check_target(target, records, booted_mode, checks):
     if not checks.check(call is not None and call.fields["rc"] == "0", "virNodeSuspend returned 0"):
         return
     if target in ("hybrid", "disk"):
-        wrote = [r.name for r in records if r.source == "kernel" and r.name.startswith(IMAGE_WRITTEN)]
+        wrote = [r.name.removeprefix(IMAGE_WRITTEN) for r in records
+                 if r.source == "kernel" and r.name.startswith(IMAGE_WRITTEN)]
         checks.check(bool(wrote), "the kernel wrote a hibernation image"
-                     + (f" ({wrote[0].removeprefix(IMAGE_WRITTEN)})" if wrote else ""))
-    entered = first(records, "qemu", "SUSPEND_DISK" if target == "disk" else "SUSPEND", call)
-    if not checks.check(entered is not None, f"QEMU saw the guest enter {'S4' if target == 'disk' else 'S3'}"):
+                     + (f" ({wrote[0]})" if wrote else ""))
+    event, state = ("SUSPEND_DISK", "S4") if target == "disk" else ("SUSPEND", "S3")
+    entered = first(records, "qemu", event, call)
+    if not checks.check(entered is not None, f"QEMU saw the guest enter {state}"):
         return
     entry = entered.at - call.at
     bound = DELAY_S + ENTRY_LATE_BOUND_S[target]
@@ -325,7 +331,8 @@ def boot_and_watch(args, start):
             consoles.append(guest.console_path)
             for record in guest.run(append, deadline):
                 records.append(record)
-                print(f"{record.at - start:8.3f}  {record.source:<6}  {describe(record)}", flush=True)
+                print(f"{record.at - start:8.3f}  {record.source:<6}  {describe(record)}",
+                      flush=True)
             if not first([r for r in records if r.boot == boot], "qemu", "SUSPEND_DISK"):
                 break
             # Hibernated: boot again and let the guest's init hand the disk to the kernel.
@@ -340,12 +347,17 @@ def check_run(records, targets, checks):
     ready = first(records, "guest", "guest_ready")
     if not checks.check(ready is not None, "booted and ready"):
         return
-    checks.check("[deep]" in ready.fields["mem_sleep"], "the kernel suspends to RAM in ACPI S3 ([deep])")
+    checks.check("[deep]" in ready.fields["mem_sleep"],
+                 "the kernel suspends to RAM in ACPI S3 ([deep])")
     checks.check(ready.fields["wakealarm"] == "yes", "rtc0 can wake the guest (it has wakealarm)")
     mask = first(records, "guest", "mask")
     wanted = sum(MASK_BITS[target] for target in targets)
     checks.check(mask is not None and int(mask.fields["value"]) & wanted == wanted,
                  "the library supports every target asked for")
+    far = first(records, "guest", "unreachable_wakeup")
+    checks.check(far is not None and far.fields["code"] == "8" and far.fields["wakealarm"] == ""
+                 and far.fields["message"].endswith("cannot hold a wake-up that far ahead"),
+                 "a wake-up the RTC cannot hold is refused as invalid argument, no alarm left")
     calls = [i for i, r in enumerate(records) if r.source == "guest" and r.name == "call_returned"]
     for n, target in enumerate(targets):
         if n >= len(calls):
@@ -367,8 +379,8 @@ def main():
     parser.add_argument("targets", nargs="+", choices=sorted(NAMES))
     args = parser.parse_args()
 
-    print(f"Debian's kernel in QEMU; the guest program asks the library for "
-          f"{', '.join(args.targets)}, {DURATION_S} s each. Seconds since QEMU started:")
+    print(f"Debian's kernel in QEMU; the guest program asks the library to suspend it for "
+          f"{DURATION_S} s: {', then '.join(args.targets)}. Seconds since QEMU started:")
     start = time.time()
     records, consoles = boot_and_watch(args, start)
     checks = Checks()
