@@ -48,7 +48,7 @@ ENTRY_LATE_BOUND_S = {"mem": 10.0, "hybrid": 40.0, "disk": 40.0}
 SLEPT_AGREEMENT_S = 2.0
 # Booting, and then per target: the delay, the sleep and the way back, with room to spare.
 BOOT_BUDGET_S = 60
-TARGET_BUDGET_S = 150
+TARGET_BUDGET_S = 120
 
 SWAP_BYTES = 256 << 20
 # The end of the last console shown when a check failed.
