@@ -11,8 +11,12 @@
  * and waits until the library would accept a new request before going on.
  *
  * Everything it has to say is one "EVENT name key=value..." line on the console, which the
- * host side (scripts/qemu/runner.py) reads next to QEMU's own events. Clocks are printed
- * for the record; the host times everything with its own clock.
+ * host side (scripts/qemu/runner.py) reads next to QEMU's own events. The lines go through
+ * the kernel's log (/dev/kmsg) rather than straight to the console's tty: the kernel prints
+ * its own messages (around every suspend and resume) between whatever a tty is sending, and
+ * could cut a line in two; through the log each line reaches the console whole, in order
+ * with the kernel's. Clocks are printed for the record; the host times everything with its
+ * own clock.
  *
  * The program really suspends the machine it runs on, so it refuses to run anywhere but in
  * the guest: the guest's init sets a marker in the environment, and the root file system
@@ -206,7 +210,11 @@ int main(int argc, char **argv)
                         "it runs only in the QEMU guest that scripts/qemu/init starts\n");
         return EXIT_FAILURE;
     }
-    /* The host reads each line as it comes. */
+    /* One write, one log record, one line: sent as soon as it is complete. */
+    if (freopen("/dev/kmsg", "w", stdout) == NULL) {
+        perror("guest: /dev/kmsg");
+        return EXIT_FAILURE;
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     unsigned int mask;
