@@ -50,9 +50,9 @@ enum { ERR_INVALID_ARG = 8, ERR_OPERATION_INVALID = 55 };
 
 /*
  * CLOCK_BOOTTIME counts time asleep, CLOCK_MONOTONIC does not: the gap between them grows
- * by the time asleep at each resume, and by nothing else. The kernel measures that time
- * with the CMOS clock, in whole seconds; creating a hibernation image stops the clocks for
- * a moment too and may add one. A growth of 2 s or more is a resume.
+ * by the time asleep at each resume, and by nothing else (creating a hibernation image stops
+ * the clocks for a moment too, and adds that moment). A growth of 2 s or more is a resume:
+ * every sleep here is far longer, that moment far shorter.
  */
 #define RESUMED_GAP_GROWTH_S 2.0
 #define POLL_NS 50000000L

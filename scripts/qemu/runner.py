@@ -7,8 +7,9 @@ Two witnesses are read side by side: the guest's serial console (the guest progr
 events (SUSPEND when the guest enters ACPI S3, WAKEUP when the RTC alarm brings it back,
 SUSPEND_DISK and SHUTDOWN when it hibernates). Everything is timed on this machine's wall
 clock: a console line when it is read here, a QMP event by the timestamp QEMU gives it
-(QEMU takes it from the same clock). The guest's own clocks are not used for timing: they
-start from the CMOS clock's whole second and stand still while the guest sleeps.
+(QEMU takes it from the same clock). The guest's own clocks are not used for timing: its
+wall clock was set from the CMOS clock's whole second at boot, and its monotonic clock
+stands still while it sleeps.
 
 A Suspend-to-Disk powers the guest off; it is then booted again from the same disk with
 resume=, and the same guest program carries on. Hybrid writes the image and then sleeps in
@@ -43,8 +44,7 @@ WAKE_LATE_BOUND_S = 10.0
 # Freezing tasks and suspending devices take a fraction of a second; writing a hibernation
 # image under TCG takes seconds. Whatever it takes must be over well before the alarm.
 ENTRY_LATE_BOUND_S = {"mem": 10.0, "hybrid": 40.0, "disk": 40.0}
-# The guest measures its sleep with the CMOS clock (whole seconds) between moments close to,
-# but not exactly at, QEMU's SUSPEND and WAKEUP.
+# The guest's clocks stop and restart close to, not exactly at, QEMU's SUSPEND and WAKEUP.
 SLEPT_AGREEMENT_S = 2.0
 # Booting, and then per target: the delay, the sleep and the way back, with room to spare.
 BOOT_BUDGET_S = 60
@@ -392,7 +392,8 @@ def main():
     if checks.failed:
         with open(consoles[-1], errors="replace") as console:
             print("".join(collections.deque(console, CONSOLE_TAIL_LINES)), end="")
-    print(f"qemu: {checks.passed} passed, {checks.failed} failed ({time.time() - start:.0f} s)")
+    print(f"{time.time() - start:.0f} s since QEMU started")
+    print(f"qemu: {checks.passed} passed, {checks.failed} failed")
     return 0 if checks.failed == 0 else 1
 
 
