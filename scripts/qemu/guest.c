@@ -4,11 +4,12 @@
  *
  *     guest TARGET...        TARGET: mem, disk or hybrid, carried out in this order
  *
- * It asks for the mask, then for each target asks for a 60 s suspend with the library's
- * default configuration (10 s delay; the first available backend, which in this guest,
- * without a system bus or pm-utils, is the kernel's /sys/power), keeps running while the
- * library's worker suspends the guest, notices its own resume and says how long it slept,
- * and waits until the library would accept a new request before going on.
+ * It asks for the mask and for a wake-up the RTC cannot hold (refused by the kernel: the
+ * library must say so and leave no alarm). Then, for each target, it asks for a 60 s suspend
+ * with the library's default configuration (10 s delay; the first available backend, which
+ * in this guest, without a system bus or pm-utils, is the kernel's /sys/power), keeps
+ * running while the library's worker suspends the guest, notices its own resume and says how
+ * long it slept, and waits until the library would accept a new request before going on.
  *
  * Everything it has to say is one "EVENT name key=value..." line on the console, which the
  * host side (scripts/qemu/runner.py) reads next to QEMU's own events. The lines go through

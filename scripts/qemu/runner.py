@@ -211,8 +211,10 @@ def describe(record):
             names = [target for target, bit in MASK_BITS.items() if mask & bit]
             return f"virNodeSuspendGetTargetMask: {mask:#x} ({' '.join(names) or 'nothing'})"
         case ("guest", "call_returned"):
-            return (f"virNodeSuspend({f['target']}, {f['duration']}, 0) returned {f['rc']}: "
-                    f"alarm armed, the library suspends in {DELAY_S} s")
+            call = f"virNodeSuspend({f['target']}, {f['duration']}, 0) returned {f['rc']}"
+            if f["rc"] == "0":
+                return f"{call}: alarm armed, the library suspends in {DELAY_S} s"
+            return call
         case ("guest", "unreachable_wakeup"):
             return f"virNodeSuspend(mem, 2 years, 0) returned {f['rc']}: {f['message']}"
         case ("guest", "resumed"):
