@@ -260,8 +260,9 @@ class Checks:
 def first(records, source, name, after=None):
     """The first record from source with that name (at or after the record after, if given)."""
     for record in records:
-        if (record.source, record.name) == (source, name) and (after is None or record.at >= after.at):
-            return record
+        if (record.source, record.name) == (source, name):
+            if after is None or record.at >= after.at:
+                return record
     return None
 
 
