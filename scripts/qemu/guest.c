@@ -9,7 +9,8 @@
  * with the library's default configuration (10 s delay; the first available backend, which
  * in this guest, without a system bus or pm-utils, is the kernel's /sys/power), keeps
  * running while the library's worker suspends the guest, notices its own resume and says how
- * long it slept, and waits until the library would accept a new request before going on.
+ * long it slept, waits for the library to report the request over (virNodeSuspendWait), and
+ * checks that it would accept a new one before going on.
  *
  * Everything it has to say is one "EVENT name key=value..." line on the console, which the
  * host side (scripts/qemu/runner.py) reads next to QEMU's own events. The lines go through
@@ -46,8 +47,8 @@
 
 #define WAKEALARM "/sys/class/rtc/rtc0/wakealarm"
 
-/* libvirt's virErrorNumber values this program tells apart (virterror.h). */
-enum { ERR_INVALID_ARG = 8, ERR_OPERATION_INVALID = 55 };
+/* libvirt's virErrorNumber for an invalid argument (virterror.h). */
+enum { ERR_INVALID_ARG = 8 };
 
 /*
  * CLOCK_BOOTTIME counts time asleep, CLOCK_MONOTONIC does not: the gap between them grows
@@ -57,8 +58,6 @@ enum { ERR_INVALID_ARG = 8, ERR_OPERATION_INVALID = 55 };
  */
 #define RESUMED_GAP_GROWTH_S 2.0
 #define POLL_NS 50000000L
-/* How long, after the resume, the library's worker may take to come back to idle. */
-#define IDLE_WITHIN_S 30.0
 
 static double clock_s(clockid_t clock)
 {
@@ -130,22 +129,14 @@ static double wait_for_resume(double gap_at_call)
 }
 
 /*
- * Waits until the library would accept a new request, without making one: libvirt's order of
+ * Whether the library would accept a new request now, without making one: libvirt's order of
  * checks refuses a request while one is in progress before it looks at the duration, so a
- * request one second too short is refused as "already in progress" until the last one is
- * over, and as too short once the library is idle. Returns 0 then, -1 on any other answer or
- * when the worker does not finish in time.
+ * request one second too short is refused as too short only when the library is idle.
  */
-static int wait_until_idle(int target)
+static int accepts_new_request(int target)
 {
-    double deadline = clock_s(CLOCK_BOOTTIME) + IDLE_WITHIN_S;
-    while (virNodeSuspend((unsigned int)target, DURATION_S - 1, 0) < 0 &&
-           virNodeSuspendGetLastErrorCode() == ERR_OPERATION_INVALID) {
-        if (clock_s(CLOCK_BOOTTIME) > deadline)
-            return -1;
-        poll_pause();
-    }
-    return virNodeSuspendGetLastErrorCode() == ERR_INVALID_ARG ? 0 : -1;
+    return virNodeSuspend((unsigned int)target, DURATION_S - 1, 0) < 0 &&
+           virNodeSuspendGetLastErrorCode() == ERR_INVALID_ARG;
 }
 
 /* A kernel attribute's first line, or why it could not be read. */
@@ -191,8 +182,11 @@ static int sleep_once(int target, const char *name)
     snprintf(fields, sizeof fields, "target=%s slept=%.3f", name, slept);
     event("resumed", fields);
 
-    if (wait_until_idle(target) < 0)
-        return fail("idle");
+    /* The library's worker is back from the kernel too: how did the request end? */
+    if (virNodeSuspendWait() < 0)
+        return fail("virNodeSuspendWait");
+    if (!accepts_new_request(target))
+        return fail("new request");
     /* Left behind by the request: the alarm (empty when disarmed) and the hibernation mode
      * (the one the guest booted with, whatever the sleep selected). */
     char alarm[64], disk_mode[128];
@@ -219,10 +213,13 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     unsigned int mask;
+    const char *backend;
     if (virNodeSuspendGetTargetMask(&mask) < 0)
         return fail("virNodeSuspendGetTargetMask");
+    if (virNodeSuspendGetBackend(&backend) < 0)
+        return fail("virNodeSuspendGetBackend");
     char fields[64];
-    snprintf(fields, sizeof fields, "value=%u", mask);
+    snprintf(fields, sizeof fields, "value=%u backend=%s", mask, backend ? backend : "none");
     event("mask", fields);
     /* Had the library accepted it, the guest would sleep for two years: powered off instead. */
     if (request_unreachable_wakeup() < 0)

@@ -209,7 +209,8 @@ def describe(record):
         case ("guest", "mask"):
             mask = int(f["value"])
             names = [target for target, bit in MASK_BITS.items() if mask & bit]
-            return f"virNodeSuspendGetTargetMask: {mask:#x} ({' '.join(names) or 'nothing'})"
+            return (f"virNodeSuspendGetTargetMask: {mask:#x} ({' '.join(names) or 'nothing'}), "
+                    f"answered by the {f['backend']} backend")
         case ("guest", "call_returned"):
             call = f"virNodeSuspend({f['target']}, {f['duration']}, 0) returned {f['rc']}"
             if f["rc"] == "0":
@@ -221,7 +222,8 @@ def describe(record):
             return f"guest program running again: it slept {float(f['slept']):.1f} s"
         case ("guest", "accepts_new_request"):
             alarm = "disarmed" if f["wakealarm"] == "" else f"still {f['wakealarm']}"
-            return (f"library idle, accepts a new request; wake alarm {alarm}, "
+            return (f"virNodeSuspendWait: the request is over, it worked; the library accepts "
+                    f"a new request; wake alarm {alarm}, "
                     f"hibernation mode {selected_mode(f['disk'])}")
         case ("guest", "error"):
             return f"guest program failed: {f['what']}: {f.get('message', '')}"
@@ -316,7 +318,9 @@ def check_target(target, records, booted_mode, checks):
             checks.check(abs(slept - asleep) <= SLEPT_AGREEMENT_S,
                          f"the guest's own clocks agree within {SLEPT_AGREEMENT_S:.0f} s")
     idle = first(records, "guest", "accepts_new_request")
-    checks.check(idle is not None, "the library accepts a new request afterwards")
+    checks.check(idle is not None,
+                 "virNodeSuspendWait reports the request over and successful, "
+                 "and the library accepts a new request")
     checks.check(idle is not None and idle.fields["wakealarm"] == "", "the wake alarm is disarmed")
     checks.check(idle is not None and selected_mode(idle.fields["disk"]) == booted_mode,
                  f"the hibernation mode is {booted_mode} again")
@@ -360,6 +364,8 @@ def check_run(records, targets, checks):
     wanted = sum(MASK_BITS[target] for target in targets)
     checks.check(mask is not None and int(mask.fields["value"]) & wanted == wanted,
                  "the library supports every target asked for")
+    checks.check(mask is not None and mask.fields["backend"] == "kernel",
+                 "the kernel backend answers (no system bus, no pm-utils in the guest)")
     far = first(records, "guest", "unreachable_wakeup")
     checks.check(far is not None and far.fields["code"] == "8" and far.fields["wakealarm"] == ""
                  and far.fields["message"].endswith("cannot hold a wake-up that far ahead"),
