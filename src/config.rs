@@ -96,8 +96,8 @@ impl Config {
         backends: Option<OsString>,
     ) -> Result<Config> {
         let mut config = Config::default();
-        if let Some(root) = root.filter(|r| !r.is_empty()) {
-            config.root = PathBuf::from(root);
+        if let Some(root) = root {
+            config.root = parse_root(root)?;
         }
         if let Some(delay) = delay {
             config.delay = parse_delay(&delay)?;
@@ -137,6 +137,20 @@ fn parse_backends(value: &OsString) -> Result<Vec<BackendKind>> {
         }
     }
     Ok(backends)
+}
+
+/// An absolute directory. An empty value is refused rather than taken for `/`: a test whose
+/// fake root came from an unset shell variable must not reach the real host's power files.
+fn parse_root(value: OsString) -> Result<PathBuf> {
+    let root = PathBuf::from(&value);
+    match root.is_absolute() {
+        true => Ok(root),
+        false => Err(unsupported(
+            "VIRNODESUSPEND_ROOT",
+            "an absolute directory",
+            &value,
+        )),
+    }
 }
 
 /// A whole number of seconds, at most an hour.
@@ -193,8 +207,18 @@ mod tests {
     }
 
     #[test]
-    fn empty_root_means_the_real_root() {
-        assert_eq!(values(Some(""), None).unwrap().root, PathBuf::from("/"));
+    fn empty_or_relative_root_is_refused() {
+        for bad in ["", "root", "./root"] {
+            let e = values(Some(bad), None).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("unsupported configuration: VIRNODESUSPEND_ROOT must be an absolute directory, not '{bad}'")
+            );
+        }
+        assert_eq!(
+            values(Some("/srv/root"), None).unwrap().root,
+            PathBuf::from("/srv/root")
+        );
     }
 
     #[test]

@@ -161,6 +161,9 @@ struct Requests {
     state: Request,
     job: Option<Job>,
     last_outcome: Option<Outcome>,
+    /// How many requests are over: a waiter waits for the one in progress when it came,
+    /// not for one accepted after it.
+    requests_over: u64,
     worker_started: bool,
     /// Set when the last handle is dropped: the worker ends once it has nothing to do.
     closing: bool,
@@ -231,6 +234,7 @@ impl NodeSuspend {
                 state: Request::Idle,
                 job: None,
                 last_outcome: None,
+                requests_over: 0,
                 worker_started: false,
                 closing: false,
             }),
@@ -290,7 +294,11 @@ impl NodeSuspend {
     /// request, or `None` when none was ever carried out.
     pub fn wait_until_over(&self) -> Option<Outcome> {
         let mut requests = self.inner.requests();
-        while requests.state != Request::Idle {
+        let awaited = match requests.state {
+            Request::Idle => requests.requests_over,
+            _ => requests.requests_over + 1,
+        };
+        while requests.requests_over < awaited {
             requests = self
                 .inner
                 .request_over
@@ -393,13 +401,36 @@ fn work(inner: &Inner) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        carry_out(inner, job);
+        let (target, backend) = (job.target, inner.backends[job.backend].name());
+        // Whatever happens on the way, the request ends: a panic outside the backend (while
+        // disarming or logging) must not leave it in progress for good.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| carry_out(inner, job)))
+            .unwrap_or_else(|_| Err(failed_unexpectedly(backend)));
+        let mut requests = inner.requests();
+        requests.state = Request::Idle;
+        requests.last_outcome = Some(Outcome {
+            target,
+            backend,
+            result,
+        });
+        requests.requests_over += 1;
+        drop(requests);
+        inner.request_over.notify_all();
     }
 }
 
-/// Waits the delay, suspends through the backend that answered, and brings the request
-/// back to `Idle` with its outcome, whatever happened.
-fn carry_out(inner: &Inner, job: Job) {
+#[cold]
+fn failed_unexpectedly(backend: &str) -> Error {
+    Error::new(
+        ErrorCode::InternalError,
+        SUSPEND,
+        format!("the {backend} backend failed unexpectedly"),
+    )
+}
+
+/// Waits the delay and suspends through the backend that answered; returns how it went,
+/// with the alarm disarmed unless the host may still be on its way to sleep.
+fn carry_out(inner: &Inner, job: Job) -> Result<()> {
     thread::sleep(inner.config.delay);
     inner.requests().state = Request::Suspending(job.target);
 
@@ -407,14 +438,7 @@ fn carry_out(inner: &Inner, job: Job) {
     let suspended = panic::catch_unwind(AssertUnwindSafe(|| {
         backend.suspend(job.target, job.give_up_after)
     }))
-    .unwrap_or_else(|_| {
-        Err(Error::new(
-            ErrorCode::InternalError,
-            SUSPEND,
-            format!("the {} backend failed unexpectedly", backend.name()),
-        )
-        .into())
-    });
+    .unwrap_or_else(|_| Err(failed_unexpectedly(backend.name()).into()));
     // Disarmed after the host is back (an early wake-up leaves it pending) and after a
     // failure (it would wake a host that never slept), unless the host may still be on
     // its way to sleep: then only the alarm will wake it.
@@ -433,16 +457,7 @@ fn carry_out(inner: &Inner, job: Job) {
             &format!("Failed to suspend the host: {error}"),
         );
     }
-
-    let mut requests = inner.requests();
-    requests.state = Request::Idle;
-    requests.last_outcome = Some(Outcome {
-        target: job.target,
-        backend: backend.name(),
-        result,
-    });
-    drop(requests);
-    inner.request_over.notify_all();
+    result
 }
 
 #[cfg(test)]
