@@ -307,13 +307,22 @@ pub unsafe extern "C" fn virNodeSuspendGetBackend(backend: *mut *const c_char) -
         if backend.is_null() {
             return Err(Error::null_argument(FUNCTION, "backend"));
         }
-        let answered = node()?.capabilities()?.backend();
-        let name = answered.map_or(ptr::null(), |answered| {
-            BackendKind::ALL
+        let name = match node()?.capabilities()?.backend() {
+            None => ptr::null(),
+            // The node's backends are built from these kinds, so the name is always found.
+            Some(answered) => BackendKind::ALL
                 .into_iter()
                 .find(|kind| kind.name() == answered)
-                .map_or(ptr::null(), |kind| kind.c_name().as_ptr())
-        });
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::InternalError,
+                        FUNCTION,
+                        format!("unknown backend '{answered}'"),
+                    )
+                })?
+                .c_name()
+                .as_ptr(),
+        };
         // SAFETY: non-NULL, and the caller promises it points to a `const char *`.
         unsafe { *backend = name };
         Ok(())
