@@ -163,11 +163,12 @@ int harness_main(const struct harness_case *cases, size_t count)
             cases[i].run();
             exit(0);
         }
-        int status = 0;
-        if (child < 0 || waitpid(child, &status, 0) < 0)
-            status = -1;
-        bool ok = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (!ok && child > 0 && WIFSIGNALED(status))
+        int status;
+        bool waited = child > 0 && waitpid(child, &status, 0) == child;
+        bool ok = waited && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!waited)
+            printf("# could not run the case: %s\n", strerror(errno));
+        else if (WIFSIGNALED(status))
             printf("# killed by signal %d\n", WTERMSIG(status));
         printf("%s %zu - %s\n", ok ? "ok" : "not ok", i + 1, cases[i].name);
         fflush(stdout);

@@ -111,6 +111,13 @@ def test_refused_suspend_raises_libvirts_error(load, root):
     assert (refused.value.code, refused.value.message) == (8, "invalid argument: Invalid suspend target")
 
 
+@pytest.mark.parametrize("duration", [-1, 2**64])
+def test_duration_beyond_unsigned_long_long_is_a_value_error(load, root, duration):
+    Host(root)
+    with pytest.raises(ValueError):
+        load().suspend(Target.MEM, duration)
+
+
 def test_suspend_then_wait_until_the_host_is_back(load, root):
     host = Host(root)
     library = load()

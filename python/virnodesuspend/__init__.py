@@ -129,6 +129,9 @@ class Library:
     def suspend(self, target, duration):
         """Puts the host to sleep in target (a Target) and wakes it duration seconds later.
         Returns once the request is accepted; the sleep starts after the library's delay."""
+        # ctypes would wrap a negative number around to a huge unsigned one.
+        if not 0 <= duration < 2**64:
+            raise ValueError(f"duration must be a number of seconds from 0 to 2**64 - 1, not {duration}")
         self._check(self._lib.virNodeSuspend(int(target), duration, 0))
 
     def wait(self):
