@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from fakes import NOW, fake_bin, fake_root  # noqa: F401 (fixtures; NOW: the tests import it from here)
+from fakes import fake_bin, fake_root  # noqa: F401 (fixtures)
 from private_bus import PrivateBus
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -34,8 +34,6 @@ def library():
     )
     assert path.exists(), f"{path} is not built (cargo build)"
     return str(path)
-
-
 
 
 @pytest.fixture

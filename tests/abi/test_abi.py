@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import NO_HOST, NOW, run
+from conftest import NO_HOST, run
+from fakes import NOW
 from driver import Error
 
 

@@ -13,7 +13,8 @@ neither this machine's clock nor its power state.
 
 import pytest
 
-from conftest import NOW, run
+from conftest import run
+from fakes import NOW
 
 # In any host state: flags are checked first, then (after the capability query) the
 # target; for an unknown or unsupported target the duration is never looked at.

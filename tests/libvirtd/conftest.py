@@ -43,8 +43,6 @@ def qemu(tmp_path_factory):
     return directory
 
 
-
-
 @pytest.fixture
 def no_bus(tmp_path):
     """A system bus address where nothing listens."""
