@@ -116,19 +116,6 @@ static double boot_minus_mono(void)
 }
 
 /*
- * Waits, running, until the guest has been asleep; returns the time asleep.
- * The guest wakes when the alarm rings or the host boots it again: no bound is needed here,
- * the host side gives up on its own.
- */
-static double wait_for_resume(double gap_at_call)
-{
-    double slept;
-    while ((slept = boot_minus_mono() - gap_at_call) < RESUMED_GAP_GROWTH_S)
-        poll_pause();
-    return slept;
-}
-
-/*
  * Whether the library would accept a new request now, without making one: libvirt's order of
  * checks refuses a request while one is in progress before it looks at the duration, so a
  * request one second too short is refused as too short only when the library is idle.
@@ -137,6 +124,23 @@ static int accepts_new_request(int target)
 {
     return virNodeSuspend((unsigned int)target, DURATION_S - 1, 0) < 0 &&
            virNodeSuspendGetLastErrorCode() == ERR_INVALID_ARG;
+}
+
+/*
+ * Waits, running, until the guest has been asleep, or the library has given up on the
+ * request without a sleep (then it is idle again: a failed suspend is reported at once, not
+ * when the host side's patience ends). Returns the time asleep, 0 in the second case.
+ * The guest wakes when the alarm rings or the host boots it again: no bound is needed here.
+ */
+static double wait_for_resume(int target, double gap_at_call)
+{
+    double slept;
+    while ((slept = boot_minus_mono() - gap_at_call) < RESUMED_GAP_GROWTH_S) {
+        if (accepts_new_request(target))
+            return 0;
+        poll_pause();
+    }
+    return slept;
 }
 
 /* A kernel attribute's first line, or why it could not be read. */
@@ -178,13 +182,17 @@ static int sleep_once(int target, const char *name)
     if (rc < 0)
         return fail("virNodeSuspend");
 
-    double slept = wait_for_resume(gap_at_call);
-    snprintf(fields, sizeof fields, "target=%s slept=%.3f", name, slept);
-    event("resumed", fields);
-
-    /* The library's worker is back from the kernel too: how did the request end? */
+    double slept = wait_for_resume(target, gap_at_call);
+    /* How did the request end? At once when it failed; after the resume, once the
+     * library's worker is back from the kernel too. */
     if (virNodeSuspendWait() < 0)
         return fail("virNodeSuspendWait");
+    if (slept == 0) {
+        event("error", "what=sleep message=\"the library reported the request over, but the guest never slept\"");
+        return EXIT_FAILURE;
+    }
+    snprintf(fields, sizeof fields, "target=%s slept=%.3f", name, slept);
+    event("resumed", fields);
     if (!accepts_new_request(target))
         return fail("new request");
     /* Left behind by the request: the alarm (empty when disarmed) and the hibernation mode

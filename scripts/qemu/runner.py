@@ -349,6 +349,8 @@ def boot_and_watch(args, start):
             append = f"{KERNEL_ARGS} resume=/dev/vda"
     except TimeoutError:
         print(f"QEMU stopped: the run took longer than {deadline - start:.0f} s")
+    except RuntimeError as failure:  # QEMU did not start, or its QMP socket never answered
+        print(f"QEMU stopped: {failure}")
     return records, consoles
 
 
