@@ -38,7 +38,8 @@ impl BackendKind {
         BackendKind::Kernel,
     ];
 
-    /// The name as C callers of `virNodeSuspendGetBackend` receive it.
+    /// The backend's one name: in `VIRNODESUSPEND_BACKENDS`, in messages, and (this C string)
+    /// for callers of `virNodeSuspendGetBackend`.
     pub fn c_name(self) -> &'static CStr {
         match self {
             BackendKind::Logind => c"logind",

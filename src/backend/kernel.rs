@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Backend, Probe, Support, SuspendFailure};
+use crate::config::BackendKind;
 use crate::error::Result;
 use crate::sysfs;
 use crate::target::Target;
@@ -115,7 +116,7 @@ impl Kernel {
 
 impl Backend for Kernel {
     fn name(&self) -> &'static str {
-        "kernel"
+        BackendKind::Kernel.name()
     }
 
     fn probe(&self) -> Result<Probe> {

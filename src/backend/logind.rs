@@ -15,6 +15,7 @@ use dbus::message::MessageType;
 use dbus::Message;
 
 use super::{since_boot, Backend, Probe, Support, SuspendFailure};
+use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result, DOMAIN_DBUS};
 use crate::target::Target;
 
@@ -161,7 +162,7 @@ impl Logind {
 
 impl Backend for Logind {
     fn name(&self) -> &'static str {
-        "logind"
+        BackendKind::Logind.name()
     }
 
     fn probe(&self) -> Result<Probe> {

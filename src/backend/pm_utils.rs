@@ -16,6 +16,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use nix::unistd::{access, AccessFlags};
 
 use super::{since_boot, Backend, Probe, Support, SuspendFailure};
+use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::target::Target;
 
@@ -154,7 +155,7 @@ fn describe(status: ExitStatus) -> String {
 
 impl Backend for PmUtils {
     fn name(&self) -> &'static str {
-        "pm-utils"
+        BackendKind::PmUtils.name()
     }
 
     fn probe(&self) -> Result<Probe> {
