@@ -32,7 +32,7 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 3] = [
+    const ALL: [BackendKind; 3] = [
         BackendKind::Logind,
         BackendKind::PmUtils,
         BackendKind::Kernel,
@@ -50,6 +50,13 @@ impl BackendKind {
 
     pub fn name(self) -> &'static str {
         self.c_name().to_str().expect("backend names are ASCII")
+    }
+
+    /// The kind with this name.
+    pub fn named(name: &str) -> Option<BackendKind> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
     }
 }
 
@@ -129,10 +136,7 @@ fn parse_backends(value: &OsString) -> Result<Vec<BackendKind>> {
         .ok_or_else(|| unsupported("VIRNODESUSPEND_BACKENDS", expected, value))?;
     let mut backends = Vec::new();
     for name in text.split(',').map(str::trim) {
-        match BackendKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == name)
-        {
+        match BackendKind::named(name) {
             Some(kind) if !backends.contains(&kind) => backends.push(kind),
             _ => return Err(unsupported("VIRNODESUSPEND_BACKENDS", expected, value)),
         }

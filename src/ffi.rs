@@ -310,9 +310,7 @@ pub unsafe extern "C" fn virNodeSuspendGetBackend(backend: *mut *const c_char) -
         let name = match node()?.capabilities()?.backend() {
             None => ptr::null(),
             // The node's backends are built from these kinds, so the name is always found.
-            Some(answered) => BackendKind::ALL
-                .into_iter()
-                .find(|kind| kind.name() == answered)
+            Some(answered) => BackendKind::named(answered)
                 .ok_or_else(|| {
                     Error::new(
                         ErrorCode::InternalError,

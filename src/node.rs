@@ -286,10 +286,6 @@ impl NodeSuspend {
         self.inner.requests().state
     }
 
-    pub fn last_outcome(&self) -> Option<Outcome> {
-        self.inner.requests().last_outcome.clone()
-    }
-
     /// Waits until the request in progress, if any, is over; then the outcome of the last
     /// request, or `None` when none was ever carried out.
     pub fn wait_until_over(&self) -> Option<Outcome> {
