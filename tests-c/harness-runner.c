@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,14 @@
 /* The running case's fake root (set in the child before the case runs). */
 static char case_root[256];
 
-static void fail(const char *file, int line, const char *fmt, const char *a, const char *b)
+/* Prints where and why the running case failed, and ends its process. */
+__attribute__((format(printf, 3, 4))) static void fail(const char *file, int line, const char *fmt, ...)
 {
+    va_list args;
     printf("# %s:%d: ", file, line);
-    printf(fmt, a, b);
+    va_start(args, fmt);
+    vprintf(fmt, args);
+    va_end(args);
     printf("\n");
     fflush(stdout);
     exit(1);
@@ -32,7 +37,7 @@ static void fail(const char *file, int line, const char *fmt, const char *a, con
 void harness_check(bool ok, const char *what, const char *file, int line)
 {
     if (!ok)
-        fail(file, line, "check failed: %s%s", what, "");
+        fail(file, line, "check failed: %s", what);
 }
 
 void harness_check_str(const char *actual, const char *expected, const char *file, int line)
@@ -45,7 +50,7 @@ void harness_check_error(int code, int domain, const char *message, const char *
 {
     const virNodeSuspendError *error = virNodeSuspendGetLastError();
     if (error == NULL)
-        fail(file, line, "no error, expected \"%s\"%s", message, "");
+        fail(file, line, "no error, expected \"%s\"", message);
     harness_check(error->code == code, "error->code == code", file, line);
     harness_check(error->domain == domain, "error->domain == domain", file, line);
     harness_check(error->level == 2 /* VIR_ERR_ERROR */, "error->level == VIR_ERR_ERROR", file, line);
@@ -123,7 +128,7 @@ void use_fake_root(const char *delay)
         setenv("VIRNODESUSPEND_BACKENDS", "kernel", 1) < 0 ||
         setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/virnodesuspend-harness-bus", 1) < 0 ||
         setenv("PATH", "", 1) < 0)
-        fail(__FILE__, __LINE__, "setenv: %s%s", strerror(errno), "");
+        fail(__FILE__, __LINE__, "setenv: %s", strerror(errno));
 }
 
 void harness_wait_for(bool (*done)(void), const char *what, const char *file, int line)
@@ -134,7 +139,7 @@ void harness_wait_for(bool (*done)(void), const char *what, const char *file, in
             return;
         nanosleep(&pause, NULL);
     }
-    fail(file, line, "waited 30 s for %s%s", what, "");
+    fail(file, line, "waited 30 s for %s", what);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
