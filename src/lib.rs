@@ -18,7 +18,7 @@ mod target;
 #[cfg(test)]
 mod testing;
 
-pub use backend::{Backend, Probe, Support};
+pub use backend::{Backend, Probe, Support, Unsupported};
 pub use config::{BackendKind, Config};
 pub use error::{Error, ErrorCode, Result};
 pub use node::{Answer, Capabilities, NodeSuspend, Outcome, Request};

@@ -28,7 +28,7 @@ use once_cell::sync::OnceCell;
 use crate::backend::kernel::Kernel;
 use crate::backend::logind::{self, Logind};
 use crate::backend::pm_utils::PmUtils;
-use crate::backend::{Backend, Probe, Support};
+use crate::backend::{Backend, Probe, Support, Unsupported};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
 use crate::libvirt::{self, LogPriority};
@@ -122,7 +122,7 @@ impl Capabilities {
                 .map(|target| Answer {
                     target,
                     backend: None,
-                    support: Support::No(why.clone()),
+                    support: Support::No(Unsupported::NoBackend(why.clone())),
                 })
                 .to_vec(),
             suspenders: [None; 3],

@@ -5,8 +5,8 @@
 //! states separated by spaces; `disk`: the hibernation modes with the selected one in
 //! brackets) and proc(5) (`/proc/swaps`: a header line, then one line per active swap area).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-
 use std::time::Duration;
 
 use super::{Backend, Probe, Support, SuspendFailure};
@@ -25,6 +25,41 @@ const SUSPEND: &str = "virNodeSuspend";
 const DISK_MODES: [&str; 2] = ["platform", "shutdown"];
 /// The hibernation mode that suspends to RAM after writing the image.
 const HYBRID_MODE: &str = "suspend";
+
+/// Why the kernel backend says "no" to a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unsupported {
+    /// The state file does not list the sleep state the target needs.
+    StateNotListed { file: PathBuf, state: &'static str },
+    /// The hibernation mode file does not offer the mode the target needs.
+    ModeNotOffered { file: PathBuf, mode: &'static str },
+    /// No swap area could hold a hibernation image.
+    NoSwap { file: PathBuf },
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsupported::StateNotListed { file, state } => {
+                write!(f, "{} does not list '{state}'", file.display())
+            }
+            Unsupported::ModeNotOffered { file, mode } => {
+                write!(f, "{} does not offer the '{mode}' mode", file.display())
+            }
+            Unsupported::NoSwap { file } => write!(
+                f,
+                "{} lists no swap area to hold a hibernation image",
+                file.display()
+            ),
+        }
+    }
+}
+
+impl From<Unsupported> for Support {
+    fn from(why: Unsupported) -> Support {
+        Support::No(super::Unsupported::Kernel(why))
+    }
+}
 
 pub struct Kernel {
     state: PathBuf,
@@ -72,7 +107,7 @@ impl Kernel {
     }
 
     /// Why hibernation has nowhere to write its image, if it has not.
-    fn no_swap_reason(&self) -> Result<Option<String>> {
+    fn no_swap_reason(&self) -> Result<Option<Unsupported>> {
         let swaps = sysfs::read_optional(&self.swaps, PROBE)?.unwrap_or_default();
         let usable = swaps
             .lines()
@@ -80,11 +115,8 @@ impl Kernel {
             .filter_map(|line| line.split_whitespace().next())
             // An image written to compressed RAM does not survive the power-off.
             .any(|device| !device.starts_with("/dev/zram"));
-        Ok((!usable).then(|| {
-            format!(
-                "{} lists no swap area to hold a hibernation image",
-                self.swaps.display()
-            )
+        Ok((!usable).then(|| Unsupported::NoSwap {
+            file: self.swaps.clone(),
         }))
     }
 
@@ -94,20 +126,22 @@ impl Kernel {
             Target::Disk | Target::Hybrid => "disk",
         };
         if !states.contains(&needed) {
-            return Ok(Support::No(format!(
-                "{} does not list '{needed}'",
-                self.state.display()
-            )));
+            return Ok(Unsupported::StateNotListed {
+                file: self.state.clone(),
+                state: needed,
+            }
+            .into());
         }
         if target == Target::Hybrid && !self.disk_modes(PROBE)?.0.iter().any(|m| m == HYBRID_MODE) {
-            return Ok(Support::No(format!(
-                "{} does not offer the '{HYBRID_MODE}' mode",
-                self.disk.display()
-            )));
+            return Ok(Unsupported::ModeNotOffered {
+                file: self.disk.clone(),
+                mode: HYBRID_MODE,
+            }
+            .into());
         }
         if target != Target::Mem {
             if let Some(reason) = self.no_swap_reason()? {
-                return Ok(Support::No(reason));
+                return Ok(reason.into());
             }
         }
         Ok(Support::Yes)
@@ -186,7 +220,7 @@ mod tests {
         assert_eq!(a[0], Support::Yes);
         assert_eq!(a[1], Support::Yes);
         assert!(
-            matches!(&a[2], Support::No(r) if r.ends_with("does not offer the 'suspend' mode"))
+            matches!(&a[2], Support::No(r) if r.to_string().ends_with("does not offer the 'suspend' mode"))
         );
     }
 
@@ -198,7 +232,7 @@ mod tests {
         let a = answers(&root);
         assert_eq!(a[0], Support::Yes);
         assert!(
-            matches!(&a[1], Support::No(r) if r.ends_with("lists no swap area to hold a hibernation image"))
+            matches!(&a[1], Support::No(r) if r.to_string().ends_with("lists no swap area to hold a hibernation image"))
         );
         assert!(matches!(&a[2], Support::No(_)));
     }

@@ -14,7 +14,7 @@ use dbus::channel::Channel;
 use dbus::message::MessageType;
 use dbus::Message;
 
-use super::{since_boot, Backend, Probe, Support, SuspendFailure};
+use super::{since_boot, Backend, Probe, Support, SuspendFailure, Unsupported};
 use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result, DOMAIN_DBUS};
 use crate::target::Target;
@@ -210,7 +210,7 @@ impl Backend for Logind {
             // "challenge": allowed after authentication, which libvirt counts as supported.
             Ok(match answer.as_str() {
                 "yes" | "challenge" => Support::Yes,
-                _ => Support::No(format!("logind answers '{answer}' to {method}")),
+                _ => Support::No(Unsupported::Logind { method, answer }),
             })
         })
     }
@@ -347,7 +347,10 @@ mod tests {
         let probe = answers(
             r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#,
         );
-        let no = Support::No("logind answers 'no' to CanHybridSleep".into());
+        let no = Support::No(Unsupported::Logind {
+            method: "CanHybridSleep",
+            answer: "no".into(),
+        });
         assert_eq!(probe, Probe::Answers([Support::Yes, Support::Yes, no]));
     }
 

@@ -8,6 +8,7 @@ pub mod kernel;
 pub mod logind;
 pub mod pm_utils;
 
+use std::fmt;
 use std::time::Duration;
 
 use nix::time::{clock_gettime, ClockId};
@@ -20,7 +21,39 @@ use crate::target::Target;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Support {
     Yes,
-    No(String),
+    No(Unsupported),
+}
+
+/// Why a target is not supported: the answer of the backend that was asked, or why no
+/// backend could be asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unsupported {
+    /// logind answered `answer` (neither "yes" nor "challenge") to `method`.
+    Logind {
+        method: &'static str,
+        answer: String,
+    },
+    /// `pm-is-supported OPTION` did not exit with status 0; `ended` says how it ended.
+    PmUtils {
+        option: &'static str,
+        ended: String,
+    },
+    Kernel(kernel::Unsupported),
+    /// No backend is available: each one's reason, or that none is configured.
+    NoBackend(String),
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsupported::Logind { method, answer } => {
+                write!(f, "logind answers '{answer}' to {method}")
+            }
+            Unsupported::PmUtils { option, ended } => write!(f, "pm-is-supported {option} {ended}"),
+            Unsupported::Kernel(why) => why.fmt(f),
+            Unsupported::NoBackend(why) => f.write_str(why),
+        }
+    }
 }
 
 /// A backend's answer to the capability query.

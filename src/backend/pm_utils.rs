@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::sys::resource::{getrlimit, Resource};
 use nix::unistd::{access, AccessFlags};
 
-use super::{since_boot, Backend, Probe, Support, SuspendFailure};
+use super::{since_boot, Backend, Probe, Support, SuspendFailure, Unsupported};
 use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result};
 use crate::target::Target;
@@ -173,7 +173,10 @@ impl Backend for PmUtils {
             let status = run(&program, &[option], QUERY_TIMEOUT, PROBE)?;
             Ok(match status.success() {
                 true => Support::Yes,
-                false => Support::No(format!("pm-is-supported {option} {}", describe(status))),
+                false => Support::No(Unsupported::PmUtils {
+                    option,
+                    ended: describe(status),
+                }),
             })
         })
     }
@@ -271,7 +274,10 @@ mod tests {
         assert_eq!(mem, Support::Yes);
         assert_eq!(
             disk,
-            Support::No("pm-is-supported --hibernate exited with status 1".into())
+            Support::No(Unsupported::PmUtils {
+                option: "--hibernate",
+                ended: "exited with status 1".into()
+            })
         );
         assert!(matches!(hybrid, Support::No(_)));
         assert_eq!(
