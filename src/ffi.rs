@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use once_cell::sync::OnceCell;
 
-use crate::config::{BackendKind, Config};
+use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result, LEVEL_ERROR};
 use crate::libvirt;
 use crate::node::{check_flags, NodeSuspend};
@@ -192,8 +192,6 @@ static NODE: OnceCell<NodeSuspend> = OnceCell::new();
 #[inline(never)]
 fn configure_node() -> Result<&'static NodeSuspend> {
     NODE.get_or_try_init(|| {
-        // A panic is reported to the caller as an error; the default hook would also print it.
-        panic::set_hook(Box::new(|_| {}));
         let mut config = Config::from_values(
             knob(c"VIRNODESUSPEND_ROOT"),
             knob(c"VIRNODESUSPEND_DELAY"),
@@ -203,7 +201,10 @@ fn configure_node() -> Result<&'static NodeSuspend> {
         // system bus is where libdbus would look for it.
         config.path = std::env::var_os("PATH");
         config.system_bus = knob(c"DBUS_SYSTEM_BUS_ADDRESS").and_then(|a| a.into_string().ok());
-        Ok(NodeSuspend::new(config))
+        let node = NodeSuspend::new(config);
+        // Every process's first call looks for a request some process left behind.
+        node.settle_abandoned();
+        Ok(node)
     })
 }
 
@@ -309,17 +310,7 @@ pub unsafe extern "C" fn virNodeSuspendGetBackend(backend: *mut *const c_char) -
         }
         let name = match node()?.capabilities()?.backend() {
             None => ptr::null(),
-            // The node's backends are built from these kinds, so the name is always found.
-            Some(answered) => BackendKind::named(answered)
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorCode::InternalError,
-                        FUNCTION,
-                        format!("unknown backend '{answered}'"),
-                    )
-                })?
-                .c_name()
-                .as_ptr(),
+            Some(answered) => answered.c_name().as_ptr(),
         };
         // SAFETY: non-NULL, and the caller promises it points to a `const char *`.
         unsafe { *backend = name };

@@ -10,6 +10,7 @@ mod backend;
 mod config;
 mod error;
 pub mod ffi;
+mod host;
 mod libvirt;
 mod node;
 mod rtc;

@@ -1,36 +1,53 @@
 //! The node: what it can do (the capability cache) and the life of a suspend request.
 //!
-//! A request goes through these states, owned by [`Request`]:
+//! A request goes through these phases, owned by [`Phase`] in the process that made it and
+//! recorded for the whole host by [`HostRequest`]:
 //!
 //! ```text
-//!   Idle ──virNodeSuspend accepted, alarm armed──▶ Pending
-//!   Pending ──the delay is over──▶ Suspending
-//!   Suspending ──the backend returned (host back, or failed), alarm disarmed──▶ Idle
+//!   Idle ──virNodeSuspend accepted: host lock taken, alarm armed, recorded──▶ Pending
+//!   Pending ──the delay is over, recorded──▶ Suspending
+//!   Suspending ──the backend returned (host back, or failed); the alarm disarmed if it
+//!               still holds this request's value; outcome recorded, lock released──▶ Idle
 //! ```
 //!
-//! Only `Idle` accepts a request. A request is `Pending` before the worker can see it, so a
-//! worker with no delay cannot finish before the request is marked; and every way out of
-//! `Suspending` disarms the alarm and records the outcome, so no request leaves a stray
-//! alarm or a stuck "in progress".
+//! Only `Idle` accepts a request, and only while no process on the host holds the host's
+//! lock. A request is `Pending` before the worker can see it, so a worker with no delay
+//! cannot finish before the request is marked; and every way out of `Suspending` records
+//! the outcome and releases the lock, so no request leaves a stuck "in progress".
+//! A request whose process died is found by the next process that looks (its lock is
+//! free, its record is not idle) and settled: see [`settle_abandoned`].
 //!
 //! One worker thread carries requests out. It starts with the first accepted request (not
 //! one per request: creating a thread was most of the cost of `virNodeSuspend`), sleeps on
 //! a condition variable in between, and ends when the last handle to the node is dropped.
+//!
+//! fork(): a child inherits the state but not the worker thread. The first call in the
+//! child sees that the state was its parent's ([`Requests::pid`]): a request in progress
+//! there is the parent's (the child closes its copy of the host lock without releasing
+//! it), and the child's own requests get a worker of their own. As for any multithreaded
+//! library, a fork while another thread is inside the library (holding its lock) leaves
+//! the child unable to call it: POSIX allows only async-signal-safe calls in such a child.
 
 use std::fmt;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use nix::unistd::{getpid, Pid};
 use once_cell::sync::OnceCell;
 
 use crate::backend::kernel::Kernel;
 use crate::backend::logind::{self, Logind};
 use crate::backend::pm_utils::PmUtils;
-use crate::backend::{Backend, Probe, Support, Unsupported};
+use crate::backend::{since_boot, Backend, Probe, Support, Unsupported};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
+use crate::host::{
+    self, already_in_progress, Accepted, Ended, Ending, HostLock, HostRequest, Locked, Owner,
+    Record,
+};
 use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
 use crate::target::Target;
@@ -47,7 +64,7 @@ pub struct Answer {
     pub target: Target,
     /// The backend that answered: the first available one. `None` when none was
     /// available, which libvirt reports as unsupported.
-    pub backend: Option<&'static str>,
+    pub backend: Option<BackendKind>,
     pub support: Support,
 }
 
@@ -55,7 +72,7 @@ impl fmt::Display for Answer {
     /// As logged: "Suspend-to-Disk: unsupported (kernel): /sys/power/state does not list 'disk'".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.target.libvirt_name();
-        match (&self.support, self.backend) {
+        match (&self.support, self.backend.map(BackendKind::name)) {
             (Support::Yes, Some(backend)) => write!(f, "{name}: supported ({backend})"),
             (Support::No(why), Some(backend)) => {
                 write!(f, "{name}: unsupported ({backend}): {why}")
@@ -80,7 +97,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// The backend that answered (it answers every target), or `None` when none was available.
-    pub fn backend(&self) -> Option<&'static str> {
+    pub fn backend(&self) -> Option<BackendKind> {
         self.answers.first().and_then(|answer| answer.backend)
     }
 
@@ -89,7 +106,9 @@ impl Capabilities {
         let mut unavailable = Vec::new();
         for (index, backend) in backends.iter().enumerate() {
             match backend.probe()? {
-                Probe::Unavailable(why) => unavailable.push(format!("{}: {why}", backend.name())),
+                Probe::Unavailable(why) => {
+                    unavailable.push(format!("{}: {why}", backend.kind().name()))
+                }
                 Probe::Answers(supports) => {
                     let mut capabilities = Capabilities {
                         mask: 0,
@@ -103,7 +122,7 @@ impl Capabilities {
                         }
                         capabilities.answers.push(Answer {
                             target,
-                            backend: Some(backend.name()),
+                            backend: Some(backend.kind()),
                             support,
                         });
                     }
@@ -130,7 +149,7 @@ impl Capabilities {
     }
 }
 
-/// The state of the (single) suspend request of this process.
+/// What this process sees of its own suspend request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
     Idle,
@@ -142,48 +161,109 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub target: Target,
-    pub backend: &'static str,
+    pub backend: BackendKind,
     pub result: Result<()>,
 }
 
-/// An accepted request, handed to the worker.
+/// An accepted request: what the record says of it, and what carrying it out needs.
 struct Job {
-    target: Target,
+    accepted: Accepted,
+    /// How the request before it ended, kept in the record while this one is in progress.
+    previous: Option<Ended>,
     /// Index in `Inner::backends` of the backend that answered for the target.
     backend: usize,
     /// The clock whose alarm was armed for this request.
     rtc: Rtc,
+    /// When the suspend starts, on the boot clock.
+    starts_at: Duration,
     /// How long the backend may take before the request is given up (time asleep counts).
     give_up_after: Duration,
+    /// Held for the life of the request: while it is, no other request is accepted.
+    lock: HostLock,
+}
+
+impl Job {
+    fn record(&self, phase: fn(Accepted) -> host::Phase) -> Record {
+        Record {
+            phase: phase(self.accepted.clone()),
+            last: self.previous.clone(),
+        }
+    }
+}
+
+/// This process's request.
+enum Phase {
+    Idle {
+        last: Option<Outcome>,
+    },
+    /// Accepted; the worker starts it at `Job::starts_at`.
+    Pending(Job),
+    /// The worker holds the job and is carrying it out.
+    Suspending(Target),
+}
+
+/// The worker thread's life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Worker {
+    Absent,
+    Running,
+    /// The last handle is gone: the worker ends once no request is pending.
+    Stopping,
 }
 
 struct Requests {
-    state: Request,
-    job: Option<Job>,
-    last_outcome: Option<Outcome>,
+    phase: Phase,
     /// How many requests are over: a waiter waits for the one in progress when it came,
     /// not for one accepted after it.
     requests_over: u64,
-    worker_started: bool,
-    /// Set when the last handle is dropped: the worker ends once it has nothing to do.
-    closing: bool,
+    worker: Worker,
+    /// The process this state belongs to; a child forked from it finds another pid here.
+    pid: Pid,
+}
+
+impl Requests {
+    /// Makes the state inherited from a parent process this child's: the parent's request
+    /// is not carried out here (its worker is in the parent), so it is dropped, closing
+    /// the child's copy of the host lock without releasing the parent's lock.
+    #[cold]
+    fn forked(&mut self, pid: Pid) {
+        let last = match mem::replace(&mut self.phase, Phase::Idle { last: None }) {
+            Phase::Idle { last } => last,
+            Phase::Pending(_) | Phase::Suspending(_) => None,
+        };
+        self.phase = Phase::Idle { last };
+        self.worker = Worker::Absent;
+        self.pid = pid;
+    }
 }
 
 struct Inner {
     config: Config,
+    host: HostRequest,
     backends: Vec<Box<dyn Backend>>,
     capabilities: OnceCell<Capabilities>,
     requests: Mutex<Requests>,
-    job_posted: Condvar,
-    /// Notified each time a request is over (back to `Idle`, with its outcome).
-    request_over: Condvar,
+    /// Notified on every change of `requests`: a request posted or over, the worker asked
+    /// to stop.
+    changed: Condvar,
 }
 
 impl Inner {
     fn requests(&self) -> MutexGuard<'_, Requests> {
         // Every update of the request state is a single assignment, so the state is
         // consistent even if a holder panicked.
-        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = getpid();
+        if requests.pid != pid {
+            requests.forked(pid);
+        }
+        requests
+    }
+
+    fn wait<'a>(&self, requests: MutexGuard<'a, Requests>) -> MutexGuard<'a, Requests> {
+        self.changed
+            .wait(requests)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -201,8 +281,12 @@ struct Handle(Arc<Inner>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.0.requests().closing = true;
-        self.0.job_posted.notify_one();
+        let mut requests = self.0.requests();
+        if requests.worker == Worker::Running {
+            requests.worker = Worker::Stopping;
+        }
+        drop(requests);
+        self.0.changed.notify_all();
     }
 }
 
@@ -227,24 +311,33 @@ impl NodeSuspend {
 
     pub fn with_backends(config: Config, backends: Vec<Box<dyn Backend>>) -> NodeSuspend {
         let inner = Arc::new(Inner {
+            host: HostRequest::new(&config.root),
             config,
             backends,
             capabilities: OnceCell::new(),
             requests: Mutex::new(Requests {
-                state: Request::Idle,
-                job: None,
-                last_outcome: None,
+                phase: Phase::Idle { last: None },
                 requests_over: 0,
-                worker_started: false,
-                closing: false,
+                worker: Worker::Absent,
+                pid: getpid(),
             }),
-            job_posted: Condvar::new(),
-            request_over: Condvar::new(),
+            changed: Condvar::new(),
         });
         NodeSuspend {
             _handle: Arc::new(Handle(Arc::clone(&inner))),
             inner,
         }
+    }
+
+    /// Settles the host's request if its process is gone (see [`settle_abandoned`]). Every
+    /// process does this at its first call, so a daemon restarted after a crash clears the
+    /// request it left with its first capability query. Nothing is done (and no error
+    /// reported) where this process may not take the host's lock: an unprivileged caller
+    /// can still ask what the host supports.
+    pub fn settle_abandoned(&self) {
+        let _ = self.inner.host.settle_abandoned(|host, locked| {
+            settle_abandoned(&self.inner.config, host, &locked.lock, locked.record);
+        });
     }
 
     /// The capability answers: queried once, kept only when the query succeeded (a failed
@@ -283,41 +376,52 @@ impl NodeSuspend {
     }
 
     pub fn request_state(&self) -> Request {
-        self.inner.requests().state
+        match &self.inner.requests().phase {
+            Phase::Idle { .. } => Request::Idle,
+            Phase::Pending(job) => Request::Pending(job.accepted.target),
+            Phase::Suspending(target) => Request::Suspending(*target),
+        }
     }
 
-    /// Waits until the request in progress, if any, is over; then the outcome of the last
-    /// request, or `None` when none was ever carried out.
+    /// Waits until this process's request in progress, if any, is over; then the outcome
+    /// of the last request, or `None` when none was carried out by this process.
     pub fn wait_until_over(&self) -> Option<Outcome> {
         let mut requests = self.inner.requests();
-        let awaited = match requests.state {
-            Request::Idle => requests.requests_over,
+        let awaited = match requests.phase {
+            Phase::Idle { .. } => requests.requests_over,
             _ => requests.requests_over + 1,
         };
-        while requests.requests_over < awaited {
-            requests = self
-                .inner
-                .request_over
-                .wait(requests)
-                .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if requests.requests_over >= awaited {
+                if let Phase::Idle { last } = &requests.phase {
+                    return last.clone();
+                }
+            }
+            requests = self.inner.wait(requests);
         }
-        requests.last_outcome.clone()
     }
 
-    /// `virNodeSuspend`: checks the request in libvirt's order, arms the wake alarm, and
-    /// leaves the suspend to a worker thread that starts it after the configured delay.
+    /// `virNodeSuspend`: checks the request in libvirt's order, takes the host's lock, arms
+    /// the wake alarm, records the request, and leaves the suspend to the worker thread,
+    /// which starts it after the configured delay.
     pub fn suspend(&self, raw_target: u32, duration: u64, flags: u32) -> Result<()> {
         check_flags(flags)?;
         let capabilities = self.capabilities()?;
 
+        // libvirt's "in progress" check, where libvirt has it: this process's request,
+        // then any other process's (the host's lock).
         let mut requests = self.inner.requests();
-        if requests.state != Request::Idle {
-            return Err(Error::new(
-                ErrorCode::OperationInvalid,
-                SUSPEND,
-                "Suspend operation already in progress",
-            ));
+        if !matches!(requests.phase, Phase::Idle { .. }) {
+            return Err(already_in_progress());
         }
+        let Some(Locked { lock, record }) = self.inner.host.try_lock()? else {
+            return Err(already_in_progress());
+        };
+        let previous = match record.phase {
+            host::Phase::Idle => record.last,
+            _ => settle_abandoned(&self.inner.config, &self.inner.host, &lock, record).last,
+        };
+
         let target = Target::from_raw(raw_target)
             .ok_or_else(|| Error::new(ErrorCode::InvalidArg, SUSPEND, "Invalid suspend target"))?;
         let backend = capabilities.suspenders[target as usize].ok_or_else(|| {
@@ -336,37 +440,61 @@ impl NodeSuspend {
             ));
         }
         let rtc = Rtc::find(&self.inner.config.root)?;
-        rtc.arm(rtc.wake_time(duration)?, duration)?;
+        let wake_at = rtc.wake_time(duration)?;
+        rtc.arm(wake_at, duration)?;
 
-        requests.state = Request::Pending(target);
-        requests.job = Some(Job {
-            target,
+        let job = Job {
+            accepted: Accepted {
+                owner: Owner::this_process(),
+                target,
+                backend: self.inner.backends[backend].kind(),
+                wakealarm: rtc.wakealarm_name(),
+                wake_at,
+                accepted_at: host::now_epoch(),
+            },
+            previous,
             backend,
             rtc,
+            starts_at: since_boot() + self.inner.config.delay,
             give_up_after: Duration::from_secs(duration) + RESUME_MARGIN,
-        });
-        if !requests.worker_started {
+            lock,
+        };
+        // From here on a failure gives up the request: the alarm it armed would only wake
+        // a host that is already awake.
+        let give_up = |job: Job, error: Error| {
+            let _ = job.rtc.disarm_if_at(wake_at);
+            Err(error)
+        };
+        if let Err(error) = self
+            .inner
+            .host
+            .write(&job.lock, &job.record(host::Phase::Pending))
+        {
+            return give_up(job, error);
+        }
+        if requests.worker == Worker::Absent {
             let inner = Arc::clone(&self.inner);
             let spawned = thread::Builder::new()
                 .name("node-suspend".to_owned())
                 .spawn(move || work(&inner));
             if spawned.is_err() {
-                requests.state = Request::Idle;
-                if let Some(job) = requests.job.take() {
-                    // The spawn failure is what the caller needs to hear about; the alarm
-                    // would only wake a host that is already awake.
-                    let _ = job.rtc.disarm();
-                }
-                return Err(Error::new(
+                let idle = Record {
+                    phase: host::Phase::Idle,
+                    last: job.previous.clone(),
+                };
+                let _ = self.inner.host.write(&job.lock, &idle);
+                let error = Error::new(
                     ErrorCode::InternalError,
                     SUSPEND,
                     "Failed to create thread to suspend the host",
-                ));
+                );
+                return give_up(job, error);
             }
-            requests.worker_started = true;
         }
+        requests.worker = Worker::Running;
+        requests.phase = Phase::Pending(job);
         drop(requests);
-        self.inner.job_posted.notify_one();
+        self.inner.changed.notify_all();
         Ok(())
     }
 }
@@ -379,70 +507,166 @@ pub fn check_flags(flags: u32) -> Result<()> {
     }
 }
 
+/// Settles a request whose process ended before the request did (`record` is not idle,
+/// and the caller took the host's lock, which the process held): returns the record
+/// written, idle with the outcome "abandoned".
+///
+/// Pending, its alarm is disarmed (if it still holds the request's value): the suspend
+/// never started. Suspending, the alarm stays: the host may be on its way to sleep (logind
+/// may still carry out a request its caller did not live to see end), and only the alarm
+/// would wake it.
+fn settle_abandoned(
+    config: &Config,
+    host: &HostRequest,
+    lock: &HostLock,
+    record: Record,
+) -> Record {
+    let (accepted, started) = match record.phase {
+        host::Phase::Idle => return record,
+        host::Phase::Pending(accepted) => (accepted, false),
+        host::Phase::Suspending(accepted) => (accepted, true),
+    };
+    let pid = accepted.owner.pid;
+    let error = match started {
+        true => format!(
+            "process {pid} ended after the suspend started; its wake-up alarm was left armed"
+        ),
+        false => {
+            let disarmed = match Rtc::with_wakealarm(&config.root, &accepted.wakealarm) {
+                Some(rtc) => rtc.disarm_if_at(accepted.wake_at).map(drop),
+                None => Ok(()),
+            };
+            match disarmed {
+                Ok(()) => format!("process {pid} ended before the suspend started"),
+                Err(e) => format!(
+                    "process {pid} ended before the suspend started; its wake-up alarm could not be disarmed: {e}"
+                ),
+            }
+        }
+    };
+    libvirt::log(
+        LogPriority::Warn,
+        c"virNodeSuspend",
+        &format!("Abandoned suspend request: {error}"),
+    );
+    let settled = Record {
+        phase: host::Phase::Idle,
+        last: Some(Ended {
+            ending: Ending::Abandoned,
+            target: accepted.target,
+            error: Some(error),
+        }),
+    };
+    let _ = host.write(lock, &settled);
+    settled
+}
+
 /// The worker: carries out each request posted, until the node is dropped.
 fn work(inner: &Inner) {
     loop {
         let job = {
             let mut requests = inner.requests();
             loop {
-                if let Some(job) = requests.job.take() {
-                    break job;
+                match &requests.phase {
+                    Phase::Pending(job) => {
+                        let now = since_boot();
+                        if now >= job.starts_at {
+                            let target = job.accepted.target;
+                            match mem::replace(&mut requests.phase, Phase::Suspending(target)) {
+                                Phase::Pending(job) => break job,
+                                _ => unreachable!("the phase was Pending"),
+                            }
+                        }
+                        let delay = job.starts_at - now;
+                        requests = inner
+                            .changed
+                            .wait_timeout(requests, delay)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    _ if requests.worker == Worker::Stopping => {
+                        requests.worker = Worker::Absent;
+                        return;
+                    }
+                    _ => requests = inner.wait(requests),
                 }
-                if requests.closing {
-                    return;
-                }
-                requests = inner
-                    .job_posted
-                    .wait(requests)
-                    .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let (target, backend) = (job.target, inner.backends[job.backend].name());
+        let (target, backend) = (job.accepted.target, job.accepted.backend);
         // Whatever happens on the way, the request ends: a panic outside the backend (while
         // disarming or logging) must not leave it in progress for good.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| carry_out(inner, job)))
+        let result = panic::catch_unwind(AssertUnwindSafe(|| carry_out(inner, &job)))
             .unwrap_or_else(|_| Err(failed_unexpectedly(backend)));
+        let ended = Record {
+            phase: host::Phase::Idle,
+            last: Some(Ended {
+                ending: match result {
+                    Ok(()) => Ending::Back,
+                    Err(_) => Ending::Failed,
+                },
+                target,
+                error: result.as_ref().err().map(|e| e.message.clone()),
+            }),
+        };
+        if let Err(error) = inner.host.write(&job.lock, &ended) {
+            libvirt::log(
+                LogPriority::Warn,
+                c"virNodeSuspendHelper",
+                &format!("Failed to record the end of the suspend request: {error}"),
+            );
+        }
+        // The lock is released once the record tells how the request ended.
+        drop(job);
         let mut requests = inner.requests();
-        requests.state = Request::Idle;
-        requests.last_outcome = Some(Outcome {
-            target,
-            backend,
-            result,
-        });
+        requests.phase = Phase::Idle {
+            last: Some(Outcome {
+                target,
+                backend,
+                result,
+            }),
+        };
         requests.requests_over += 1;
         drop(requests);
-        inner.request_over.notify_all();
+        inner.changed.notify_all();
     }
 }
 
 #[cold]
-fn failed_unexpectedly(backend: &str) -> Error {
+fn failed_unexpectedly(backend: BackendKind) -> Error {
     Error::new(
         ErrorCode::InternalError,
         SUSPEND,
-        format!("the {backend} backend failed unexpectedly"),
+        format!("the {} backend failed unexpectedly", backend.name()),
     )
 }
 
-/// Waits the delay and suspends through the backend that answered; returns how it went,
-/// with the alarm disarmed unless the host may still be on its way to sleep.
-fn carry_out(inner: &Inner, job: Job) -> Result<()> {
-    thread::sleep(inner.config.delay);
-    inner.requests().state = Request::Suspending(job.target);
-
+/// Records that the suspend starts and suspends through the backend that answered; returns
+/// how it went, with the alarm disarmed (if it still holds this request's value) unless
+/// the host may still be on its way to sleep.
+fn carry_out(inner: &Inner, job: &Job) -> Result<()> {
+    let wake_at = job.accepted.wake_at;
+    // Recorded before the backend is asked: should this process die from here on, the
+    // host may be asleep, and whoever settles the request must leave the alarm armed.
+    if let Err(error) = inner
+        .host
+        .write(&job.lock, &job.record(host::Phase::Suspending))
+    {
+        let _ = job.rtc.disarm_if_at(wake_at);
+        return Err(error);
+    }
     let backend = &inner.backends[job.backend];
     let suspended = panic::catch_unwind(AssertUnwindSafe(|| {
-        backend.suspend(job.target, job.give_up_after)
+        backend.suspend(job.accepted.target, job.give_up_after)
     }))
-    .unwrap_or_else(|_| Err(failed_unexpectedly(backend.name()).into()));
+    .unwrap_or_else(|_| Err(failed_unexpectedly(backend.kind()).into()));
     // Disarmed after the host is back (an early wake-up leaves it pending) and after a
     // failure (it would wake a host that never slept), unless the host may still be on
     // its way to sleep: then only the alarm will wake it.
     let result = match suspended {
-        Ok(()) => job.rtc.disarm(),
+        Ok(()) => job.rtc.disarm_if_at(wake_at).map(drop),
         Err(failure) if failure.may_still_sleep => Err(failure.error),
         Err(failure) => {
-            let _ = job.rtc.disarm();
+            let _ = job.rtc.disarm_if_at(wake_at);
             Err(failure.error)
         }
     };
@@ -508,7 +732,10 @@ mod tests {
         let root = host();
         let node = node(&root, 0);
         assert_eq!(node.target_mask().unwrap(), 0b111);
-        assert_eq!(node.capabilities().unwrap().backend(), Some("kernel"));
+        assert_eq!(
+            node.capabilities().unwrap().backend(),
+            Some(BackendKind::Kernel)
+        );
     }
 
     #[test]
@@ -626,7 +853,10 @@ mod tests {
         node.suspend(0, 60, 0).unwrap();
         let outcome = wait_idle(&node);
         assert_eq!(outcome.result, Ok(()));
-        assert_eq!((outcome.target, outcome.backend), (Target::Mem, "kernel"));
+        assert_eq!(
+            (outcome.target, outcome.backend),
+            (Target::Mem, BackendKind::Kernel)
+        );
         assert_eq!(root.read("sys/power/state"), "mem");
         // The alarm was set to NOW + 61, then disarmed once the host was back.
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
@@ -772,8 +1002,8 @@ mod tests {
 
     struct Panicking;
     impl Backend for Panicking {
-        fn name(&self) -> &'static str {
-            "panicking"
+        fn kind(&self) -> BackendKind {
+            BackendKind::Kernel
         }
         fn probe(&self) -> Result<Probe> {
             Ok(Probe::Answers([Support::Yes, Support::Yes, Support::Yes]))
@@ -795,8 +1025,8 @@ mod tests {
 
     struct Unavailable;
     impl Backend for Unavailable {
-        fn name(&self) -> &'static str {
-            "unavailable"
+        fn kind(&self) -> BackendKind {
+            BackendKind::Logind
         }
         fn probe(&self) -> Result<Probe> {
             Ok(Probe::Unavailable("not here".into()))
@@ -814,16 +1044,19 @@ mod tests {
             vec![Box::new(Unavailable), Box::new(Kernel::new(root.path()))],
         );
         let caps = node.capabilities().unwrap();
-        assert!(caps.answers.iter().all(|a| a.backend == Some("kernel")));
+        assert!(caps
+            .answers
+            .iter()
+            .all(|a| a.backend == Some(BackendKind::Kernel)));
         node.suspend(0, 60, 0).unwrap();
-        assert_eq!(wait_idle(&node).backend, "kernel");
+        assert_eq!(wait_idle(&node).backend, BackendKind::Kernel);
     }
 
     /// Blocks in `suspend` until the test lets it return, as a host that is asleep.
     struct Sleeping(Mutex<std::sync::mpsc::Receiver<()>>);
     impl Backend for Sleeping {
-        fn name(&self) -> &'static str {
-            "sleeping"
+        fn kind(&self) -> BackendKind {
+            BackendKind::Kernel
         }
         fn probe(&self) -> Result<Probe> {
             Ok(Probe::Answers([Support::Yes, Support::Yes, Support::Yes]))
@@ -895,7 +1128,7 @@ mod tests {
         for _ in 0..2 {
             node.suspend(0, 60, 0).unwrap();
             let outcome = wait_idle(&node);
-            assert_eq!(outcome.backend, "pm-utils");
+            assert_eq!(outcome.backend, BackendKind::PmUtils);
             assert_eq!(
                 outcome.result.unwrap_err().message,
                 "operation failed: pm-suspend exited with status 1"
@@ -921,7 +1154,7 @@ mod tests {
         fn outcome(root: &FakeRoot, node: &NodeSuspend) -> (Result<()>, String) {
             node.suspend(0, 60, 0).unwrap();
             let outcome = wait_idle(node);
-            assert_eq!(outcome.backend, "logind");
+            assert_eq!(outcome.backend, BackendKind::Logind);
             (outcome.result, root.read("sys/class/rtc/rtc0/wakealarm"))
         }
 

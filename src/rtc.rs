@@ -20,7 +20,10 @@ pub const LATEST_WAKE: u64 = 4_102_444_799;
 /// in the daemon's log line for those errors.
 const SET_WAKEUP: &str = "virNodeSuspendSetNodeWakeup";
 
+#[derive(Debug)]
 pub struct Rtc {
+    /// `sys/class/rtc/rtcN`, relative to the root (as the request record names it).
+    dir: String,
     wakealarm: PathBuf,
     since_epoch: PathBuf,
 }
@@ -29,23 +32,20 @@ impl Rtc {
     /// The lowest-numbered RTC that can wake the system.
     pub fn find(root: &Path) -> Result<Rtc> {
         let class = sysfs::under(root, "sys/class/rtc");
-        let mut clocks: Vec<(u32, PathBuf)> = fs::read_dir(&class)
+        let mut clocks: Vec<(u32, String)> = fs::read_dir(&class)
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|entry| {
-                let name = entry.file_name();
-                let number = name.to_str()?.strip_prefix("rtc")?.parse().ok()?;
-                Some((number, entry.path()))
+                let name = entry.file_name().into_string().ok()?;
+                let number = name.strip_prefix("rtc")?.parse().ok()?;
+                Some((number, name))
             })
-            .filter(|(_, dir)| dir.join("wakealarm").exists())
+            .filter(|(_, name)| class.join(name).join("wakealarm").exists())
             .collect();
         clocks.sort();
         match clocks.into_iter().next() {
-            Some((_, dir)) => Ok(Rtc {
-                wakealarm: dir.join("wakealarm"),
-                since_epoch: dir.join("since_epoch"),
-            }),
+            Some((_, name)) => Ok(Rtc::named(root, &name)),
             None => Err(Error::new(
                 ErrorCode::OperationUnsupported,
                 SET_WAKEUP,
@@ -55,6 +55,31 @@ impl Rtc {
                 ),
             )),
         }
+    }
+
+    /// The clock `sys/class/rtc/NAME` under `root`.
+    fn named(root: &Path, name: &str) -> Rtc {
+        let dir = format!("sys/class/rtc/{name}");
+        let path = sysfs::under(root, &dir);
+        Rtc {
+            wakealarm: path.join("wakealarm"),
+            since_epoch: path.join("since_epoch"),
+            dir,
+        }
+    }
+
+    /// The clock whose alarm file is `wakealarm` (relative to the root, as
+    /// [`Rtc::wakealarm_name`] gives it); `None` for a path no clock has.
+    pub fn with_wakealarm(root: &Path, wakealarm: &str) -> Option<Rtc> {
+        let name = wakealarm
+            .strip_prefix("sys/class/rtc/")?
+            .strip_suffix("/wakealarm")?;
+        (name.starts_with("rtc") && !name.contains('/')).then(|| Rtc::named(root, name))
+    }
+
+    /// The alarm file, relative to the root.
+    pub fn wakealarm_name(&self) -> String {
+        format!("{}/wakealarm", self.dir)
     }
 
     /// The RTC's current time, in whole seconds since the epoch.
@@ -115,8 +140,19 @@ impl Rtc {
         })
     }
 
-    pub fn disarm(&self) -> Result<()> {
+    fn disarm(&self) -> Result<()> {
         sysfs::write(&self.wakealarm, "0", SET_WAKEUP)
+    }
+
+    /// Disarms the alarm if it still holds `at`, the value a request wrote. An alarm
+    /// someone set since (an administrator's `rtcwake`) is theirs, and one that has rung
+    /// reads empty: both are left alone. Returns whether it disarmed.
+    pub fn disarm_if_at(&self, at: u64) -> Result<bool> {
+        let held = sysfs::read(&self.wakealarm, SET_WAKEUP)?;
+        if held.trim() != at.to_string() {
+            return Ok(false);
+        }
+        self.disarm().map(|()| true)
     }
 }
 
@@ -169,8 +205,38 @@ pub mod tests {
         let rtc = Rtc::find(root.path()).unwrap();
         rtc.arm(1_800_000_061, 60).unwrap();
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1800000061");
-        rtc.disarm().unwrap();
+        assert!(rtc.disarm_if_at(1_800_000_061).unwrap());
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
+
+    #[test]
+    fn alarm_someone_else_set_is_left_alone() {
+        let root = FakeRoot::new().rtc(0, 1_800_000_000);
+        let rtc = Rtc::find(root.path()).unwrap();
+        rtc.arm(1_800_000_061, 60).unwrap();
+        fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            "1800009999\n",
+        )
+        .unwrap();
+        assert!(!rtc.disarm_if_at(1_800_000_061).unwrap());
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1800009999\n");
+    }
+
+    #[test]
+    fn clock_is_found_again_by_its_alarm_file() {
+        let root = FakeRoot::new().rtc(3, 1);
+        let rtc = Rtc::find(root.path()).unwrap();
+        assert_eq!(rtc.wakealarm_name(), "sys/class/rtc/rtc3/wakealarm");
+        let again = Rtc::with_wakealarm(root.path(), &rtc.wakealarm_name()).unwrap();
+        assert_eq!(again.wakealarm, rtc.wakealarm);
+        for bad in [
+            "sys/class/rtc/../x/wakealarm",
+            "etc/passwd",
+            "sys/class/rtc/rtc0/x/wakealarm",
+        ] {
+            assert!(Rtc::with_wakealarm(root.path(), bad).is_none(), "{bad}");
+        }
     }
 
     /// Like an RTC's `wakealarm`, this process's own OOM score adjustment takes 0 and

@@ -22,6 +22,19 @@ impl Target {
         1 << self as u32
     }
 
+    /// The target's name, as virsh's `nodesuspend` and the request record spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Mem => "mem",
+            Target::Disk => "disk",
+            Target::Hybrid => "hybrid",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The name libvirt reports when the host does not support the target.
     pub fn libvirt_name(self) -> &'static str {
         match self {

@@ -149,8 +149,8 @@ impl Kernel {
 }
 
 impl Backend for Kernel {
-    fn name(&self) -> &'static str {
-        BackendKind::Kernel.name()
+    fn kind(&self) -> BackendKind {
+        BackendKind::Kernel
     }
 
     fn probe(&self) -> Result<Probe> {

@@ -161,8 +161,8 @@ impl Logind {
 }
 
 impl Backend for Logind {
-    fn name(&self) -> &'static str {
-        BackendKind::Logind.name()
+    fn kind(&self) -> BackendKind {
+        BackendKind::Logind
     }
 
     fn probe(&self) -> Result<Probe> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use nix::time::{clock_gettime, ClockId};
 
+use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::target::Target;
 
@@ -96,8 +97,8 @@ impl From<Error> for SuspendFailure {
 }
 
 pub trait Backend: Send + Sync {
-    /// Short name, as in `VIRNODESUSPEND_BACKENDS`.
-    fn name(&self) -> &'static str;
+    /// Which backend this is (the test doubles say which one they stand in for).
+    fn kind(&self) -> BackendKind;
 
     /// Whether the host can be put into each target this way. An `Err` fails the whole
     /// capability query (and so is not cached).

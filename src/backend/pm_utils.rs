@@ -154,8 +154,8 @@ fn describe(status: ExitStatus) -> String {
 }
 
 impl Backend for PmUtils {
-    fn name(&self) -> &'static str {
-        BackendKind::PmUtils.name()
+    fn kind(&self) -> BackendKind {
+        BackendKind::PmUtils
     }
 
     fn probe(&self) -> Result<Probe> {
