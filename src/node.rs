@@ -684,6 +684,7 @@ fn carry_out(inner: &Inner, job: &Job) -> Result<()> {
 mod tests {
     use super::*;
     use crate::backend::SuspendFailure;
+    use crate::host::HostRequest;
     use crate::testing::FakeRoot;
     use std::sync::Barrier;
     use std::time::Instant;
@@ -748,11 +749,12 @@ mod tests {
 
     #[test]
     fn failed_capability_query_is_not_cached() {
-        let root = FakeRoot::new().state("mem disk");
-        std::fs::create_dir_all(root.path().join("proc/swaps")).unwrap();
+        let root = FakeRoot::new();
+        std::fs::create_dir_all(root.path().join("sys/power/state")).unwrap();
         let node = node(&root, 0);
         assert_eq!(node.target_mask().unwrap_err().code, ErrorCode::SystemError);
-        std::fs::remove_dir(root.path().join("proc/swaps")).unwrap();
+        std::fs::remove_dir(root.path().join("sys/power/state")).unwrap();
+        let _root = root.state("mem disk");
         assert_eq!(node.target_mask().unwrap(), 0b001);
     }
 
@@ -1135,6 +1137,179 @@ mod tests {
             );
             assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
         }
+    }
+
+    /// The host's request record, as another process reads it.
+    fn record(root: &FakeRoot) -> Record {
+        HostRequest::new(root.path()).read().unwrap()
+    }
+
+    #[test]
+    fn pending_request_is_recorded_for_the_whole_host() {
+        let root = host();
+        let node = node(&root, 3600);
+        node.suspend(2, 3650, 0).unwrap();
+        let host::Phase::Pending(accepted) = record(&root).phase else {
+            panic!("not pending: {:?}", record(&root))
+        };
+        assert_eq!(accepted.owner, Owner::this_process());
+        assert_eq!(
+            (accepted.target, accepted.backend),
+            (Target::Hybrid, BackendKind::Kernel)
+        );
+        assert_eq!(accepted.wakealarm, "sys/class/rtc/rtc0/wakealarm");
+        assert_eq!(accepted.wake_at, NOW + 3651);
+        assert!(accepted.accepted_at.abs_diff(host::now_epoch()) < 600);
+    }
+
+    #[test]
+    fn request_of_another_process_is_refused_until_it_is_over() {
+        let root = host();
+        let (first, wake) = sleeping_node(&root);
+        // Another node on the same root takes the lock through a file description of its
+        // own, as another process does.
+        let second = node(&root, 0);
+        first.suspend(0, 60, 0).unwrap();
+        assert_eq!(
+            error(&second, 0, 60, 0),
+            (
+                ErrorCode::OperationInvalid,
+                "Requested operation is not valid: Suspend operation already in progress".into()
+            )
+        );
+        // Before the target and the duration, as libvirt checks its own request.
+        assert_eq!(error(&second, 9, 1, 0).0, ErrorCode::OperationInvalid);
+        wake.send(()).unwrap();
+        assert_eq!(wait_idle(&first).result, Ok(()));
+        let ended = record(&root);
+        assert_eq!(ended.phase, host::Phase::Idle);
+        assert_eq!(
+            ended.last,
+            Some(Ended {
+                ending: Ending::Back,
+                target: Target::Mem,
+                error: None
+            })
+        );
+        second.suspend(0, 60, 0).unwrap();
+        assert_eq!(wait_idle(&second).result, Ok(()));
+    }
+
+    #[test]
+    fn failed_request_leaves_an_alarm_someone_else_set_alone() {
+        let root = host();
+        let (node, wake) = sleeping_node(&root);
+        node.suspend(0, 60, 0).unwrap();
+        // An administrator's rtcwake while the request is in progress.
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            "1900000000",
+        )
+        .unwrap();
+        wake.send(()).unwrap();
+        wait_idle(&node);
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
+    }
+
+    /// The record a process that died with its request `phase` left: its lock is free.
+    fn left_behind(root: &FakeRoot, phase: fn(Accepted) -> host::Phase) {
+        let host = HostRequest::new(root.path());
+        let locked = host.try_lock().unwrap().unwrap();
+        let accepted = Accepted {
+            owner: Owner {
+                pid: 4_000_000,
+                start_time: 1,
+            },
+            target: Target::Mem,
+            backend: BackendKind::Kernel,
+            wakealarm: "sys/class/rtc/rtc0/wakealarm".into(),
+            wake_at: NOW + 61,
+            accepted_at: NOW,
+        };
+        host.write(
+            &locked.lock,
+            &Record {
+                phase: phase(accepted),
+                last: None,
+            },
+        )
+        .unwrap();
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn pending_request_of_a_process_that_died_is_abandoned_and_its_alarm_disarmed() {
+        let root = host();
+        left_behind(&root, host::Phase::Pending);
+        let node = node(&root, 0);
+        node.settle_abandoned();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        assert_eq!(
+            record(&root),
+            Record {
+                phase: host::Phase::Idle,
+                last: Some(Ended {
+                    ending: Ending::Abandoned,
+                    target: Target::Mem,
+                    error: Some("process 4000000 ended before the suspend started".into()),
+                }),
+            }
+        );
+        node.suspend(0, 60, 0).unwrap();
+        assert_eq!(wait_idle(&node).result, Ok(()));
+    }
+
+    #[test]
+    fn abandoned_request_found_by_the_next_request_is_settled_first() {
+        let root = host();
+        left_behind(&root, host::Phase::Pending);
+        let node = node(&root, 3600);
+        node.suspend(1, 3650, 0).unwrap();
+        let after = record(&root);
+        assert!(matches!(after.phase, host::Phase::Pending(_)));
+        assert_eq!(after.last.unwrap().ending, Ending::Abandoned);
+    }
+
+    #[test]
+    fn abandoned_request_that_had_started_keeps_its_alarm() {
+        let root = host();
+        left_behind(&root, host::Phase::Suspending);
+        node(&root, 0).settle_abandoned();
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string()
+        );
+        let last = record(&root).last.unwrap();
+        assert_eq!(last.ending, Ending::Abandoned);
+        assert_eq!(
+            last.error.unwrap(),
+            "process 4000000 ended after the suspend started; its wake-up alarm was left armed"
+        );
+    }
+
+    #[test]
+    fn abandoned_request_leaves_an_alarm_someone_else_set_alone() {
+        let root = host();
+        left_behind(&root, host::Phase::Pending);
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            "1900000000",
+        )
+        .unwrap();
+        node(&root, 0).settle_abandoned();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
+    }
+
+    #[test]
+    fn host_that_never_had_a_request_is_left_untouched() {
+        let root = host();
+        node(&root, 0).settle_abandoned();
+        assert!(!root.path().join("run/virnodesuspend").exists());
     }
 
     mod through_logind {
