@@ -8,8 +8,15 @@
 //!   request, pending and suspending. Taking it without waiting is how a request is
 //!   accepted; finding it free while the record says a request is in progress is how an
 //!   owner that died is recognised (the kernel drops the lock with the process).
-//! - `request`: the record. Only the holder of the lock writes it, each time whole (a new
-//!   file renamed over the old), so a reader without the lock always reads one version.
+//! - `guard`: held (exclusive, waiting for it) for a few file operations at a time, by
+//!   whoever reads the record to change it: a request being accepted, an abandoned one
+//!   being settled, the owner recording a new phase. So a process that only looks for an
+//!   abandoned request (taking `lock` for a moment) never makes another's request look
+//!   "in progress": the request waits for the guard, then finds `lock` free.
+//! - `request`: the record, written under the guard, each time whole (a new file renamed
+//!   over the old), so a reader without the guard always reads one version.
+//!
+//! Both lock files are 0600: whoever can open one could hold it for good.
 //!
 //! The record is text, one `key=value` per line; values are escaped so that each stays on
 //! its line.
@@ -265,13 +272,14 @@ impl Drop for HostLock {
     }
 }
 
-/// What the record said when the lock was taken, and the lock.
-pub struct Locked {
-    pub lock: HostLock,
-    pub record: Record,
-}
-
 const FUNCTION: &str = "virNodeSuspend";
+
+/// The guard held: reading the record, changing it and taking the owner's lock are one
+/// step for every process on the host.
+pub struct Guard<'a> {
+    host: &'a HostRequest,
+    _held: HostLock,
+}
 
 impl HostRequest {
     pub fn new(root: &Path) -> HostRequest {
@@ -280,88 +288,37 @@ impl HostRequest {
         }
     }
 
-    fn lock_path(&self) -> PathBuf {
-        self.dir.join("lock")
-    }
-
     fn record_path(&self) -> PathBuf {
         self.dir.join("request")
     }
 
-    /// Takes the host's lock if no request holds it; `None` when one does. The directory
-    /// and the lock file are made when missing (only root can make them in `/run`).
-    pub fn try_lock(&self) -> Result<Option<Locked>> {
-        let system_error = |e: &io::Error, what: String| Error::system(FUNCTION, e, what);
+    /// Takes the guard, waiting for it (nobody holds it longer than a few file operations).
+    /// The directory and the lock files are made when missing (only root can, in `/run`).
+    pub fn guard(&self) -> Result<Guard<'_>> {
         if let Err(e) = DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(&self.dir)
         {
-            return Err(system_error(
+            return Err(Error::system(
+                FUNCTION,
                 &e,
                 format!("Unable to create '{}'", self.dir.display()),
             ));
         }
-        let path = self.lock_path();
-        // Only the owner's kind may take it: anyone who can open it could hold it for good.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| system_error(&e, format!("Unable to open '{}'", path.display())))?;
-        self.lock_file(file)
+        let held = lock(&self.dir.join("guard"), Wait::Yes)?.expect("a waiting lock is taken");
+        Ok(Guard {
+            host: self,
+            _held: held,
+        })
     }
 
-    /// Takes the lock if the directory and the lock file exist and no request holds it:
-    /// for a look at an abandoned request, which never creates anything.
-    fn try_lock_existing(&self) -> Result<Option<Locked>> {
-        let path = self.lock_path();
-        match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(file) => self.lock_file(file),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::system(
-                FUNCTION,
-                &e,
-                format!("Unable to open '{}'", path.display()),
-            )),
-        }
+    /// Replaces the record for `_owner`, the holder of the request's lock.
+    pub fn record(&self, _owner: &HostLock, record: &Record) -> Result<()> {
+        self.guard()?.write(record)
     }
 
-    fn lock_file(&self, file: File) -> Result<Option<Locked>> {
-        #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
-        match nix::fcntl::flock(
-            file.as_raw_fd(),
-            nix::fcntl::FlockArg::LockExclusiveNonblock,
-        ) {
-            Ok(()) => {}
-            Err(Errno::EWOULDBLOCK) => return Ok(None),
-            Err(errno) => {
-                return Err(Error::system(
-                    FUNCTION,
-                    &io::Error::from(errno),
-                    format!("Unable to lock '{}'", self.lock_path().display()),
-                ))
-            }
-        }
-        let lock = HostLock {
-            file,
-            holder: getpid(),
-        };
-        Ok(Some(Locked {
-            lock,
-            record: self.read()?,
-        }))
-    }
-
-    /// The record as it is now; an empty one when there is none. A record that cannot be
-    /// parsed reads as no request and no outcome: it is replaced at the next write.
+    /// The record as it is now (see [`Guard::read`]).
     pub fn read(&self) -> Result<Record> {
         let path = self.record_path();
         match sysfs::read_optional(&path, FUNCTION)? {
@@ -370,10 +327,40 @@ impl HostRequest {
         }
     }
 
-    /// Replaces the record (the caller holds the lock).
-    pub fn write(&self, _lock: &HostLock, record: &Record) -> Result<()> {
-        let path = self.record_path();
-        let new = self.dir.join(format!("request.{}.new", getpid()));
+    /// Looks for a request whose owner is gone, and settles it with `settle` (under the
+    /// guard). Nothing is created: a host that never had a request has nothing to settle.
+    pub fn settle_abandoned(&self, settle: impl FnOnce(&Guard, Record)) -> Result<()> {
+        if !self.dir.join("guard").exists() {
+            return Ok(());
+        }
+        let guard = self.guard()?;
+        if guard.try_own()?.is_some() {
+            let record = guard.read()?;
+            if record.phase != Phase::Idle {
+                settle(&guard, record);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Guard<'_> {
+    /// Takes the request's lock if no process holds it: `None` when a request is in
+    /// progress.
+    pub fn try_own(&self) -> Result<Option<HostLock>> {
+        lock(&self.host.dir.join("lock"), Wait::No)
+    }
+
+    /// The record; an empty one when there is none. A record that cannot be parsed reads
+    /// as no request and no outcome: it is replaced at the next write.
+    pub fn read(&self) -> Result<Record> {
+        self.host.read()
+    }
+
+    /// Replaces the record.
+    pub fn write(&self, record: &Record) -> Result<()> {
+        let path = self.host.record_path();
+        let new = self.host.dir.join(format!("request.{}.new", getpid()));
         let written = OpenOptions::new()
             .write(true)
             .create(true)
@@ -392,19 +379,48 @@ impl HostRequest {
             )
         })
     }
+}
 
-    /// Looks for a request whose owner is gone and settles it with `settle` (under the
-    /// lock). Nothing is created: a host that never had a request has nothing to settle.
-    pub fn settle_abandoned(&self, settle: impl FnOnce(&HostRequest, Locked)) -> Result<()> {
-        if !self.dir.exists() {
-            return Ok(());
-        }
-        if let Some(locked) = self.try_lock_existing()? {
-            if locked.record.phase != Phase::Idle {
-                settle(self, locked);
+#[derive(PartialEq, Eq)]
+enum Wait {
+    Yes,
+    No,
+}
+
+/// An exclusive `flock` on `path` (created 0600 when missing); `None` when another open
+/// file description holds it and `wait` is `No`.
+fn lock(path: &Path, wait: Wait) -> Result<Option<HostLock>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::system(FUNCTION, &e, format!("Unable to open '{}'", path.display())))?;
+    let how = match wait {
+        Wait::Yes => nix::fcntl::FlockArg::LockExclusive,
+        Wait::No => nix::fcntl::FlockArg::LockExclusiveNonblock,
+    };
+    loop {
+        #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
+        match nix::fcntl::flock(file.as_raw_fd(), how) {
+            Ok(()) => {
+                return Ok(Some(HostLock {
+                    file,
+                    holder: getpid(),
+                }))
+            }
+            Err(Errno::EWOULDBLOCK) if wait == Wait::No => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                return Err(Error::system(
+                    FUNCTION,
+                    &io::Error::from(errno),
+                    format!("Unable to lock '{}'", path.display()),
+                ))
             }
         }
-        Ok(())
     }
 }
 
@@ -483,11 +499,11 @@ mod tests {
     fn lock_is_taken_once_per_host() {
         let root = FakeRoot::new();
         let host = HostRequest::new(root.path());
-        let held = host.try_lock().unwrap().expect("free");
+        let held = host.guard().unwrap().try_own().unwrap().expect("free");
         // Another open file description, as another process has: refused.
-        assert!(host.try_lock().unwrap().is_none());
+        assert!(host.guard().unwrap().try_own().unwrap().is_none());
         drop(held);
-        assert!(host.try_lock().unwrap().is_some());
+        assert!(host.guard().unwrap().try_own().unwrap().is_some());
     }
 
     #[test]
@@ -495,8 +511,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let root = FakeRoot::new();
         let host = HostRequest::new(root.path());
-        let locked = host.try_lock().unwrap().unwrap();
-        host.write(&locked.lock, &Record::default()).unwrap();
+        host.guard().unwrap().write(&Record::default()).unwrap();
         let mode = |name: &str| {
             fs::metadata(root.path().join("run/virnodesuspend").join(name))
                 .unwrap()
@@ -504,7 +519,11 @@ mod tests {
                 .mode()
                 & 0o777
         };
-        assert_eq!((mode("lock"), mode("request")), (0o600, 0o644));
+        host.guard().unwrap().try_own().unwrap();
+        assert_eq!(
+            (mode("guard"), mode("lock"), mode("request")),
+            (0o600, 0o600, 0o644)
+        );
     }
 
     #[test]

@@ -45,8 +45,7 @@ use crate::backend::{since_boot, Backend, Probe, Support, Unsupported};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
 use crate::host::{
-    self, already_in_progress, Accepted, Ended, Ending, HostLock, HostRequest, Locked, Owner,
-    Record,
+    self, already_in_progress, Accepted, Ended, Ending, Guard, HostLock, HostRequest, Owner, Record,
 };
 use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
@@ -335,8 +334,8 @@ impl NodeSuspend {
     /// reported) where this process may not take the host's lock: an unprivileged caller
     /// can still ask what the host supports.
     pub fn settle_abandoned(&self) {
-        let _ = self.inner.host.settle_abandoned(|host, locked| {
-            settle_abandoned(&self.inner.config, host, &locked.lock, locked.record);
+        let _ = self.inner.host.settle_abandoned(|guard, record| {
+            settle_abandoned(&self.inner.config, guard, record);
         });
     }
 
@@ -414,12 +413,14 @@ impl NodeSuspend {
         if !matches!(requests.phase, Phase::Idle { .. }) {
             return Err(already_in_progress());
         }
-        let Some(Locked { lock, record }) = self.inner.host.try_lock()? else {
+        let guard = self.inner.host.guard()?;
+        let Some(lock) = guard.try_own()? else {
             return Err(already_in_progress());
         };
+        let record = guard.read()?;
         let previous = match record.phase {
             host::Phase::Idle => record.last,
-            _ => settle_abandoned(&self.inner.config, &self.inner.host, &lock, record).last,
+            _ => settle_abandoned(&self.inner.config, &guard, record).last,
         };
 
         let target = Target::from_raw(raw_target)
@@ -465,11 +466,7 @@ impl NodeSuspend {
             let _ = job.rtc.disarm_if_at(wake_at);
             Err(error)
         };
-        if let Err(error) = self
-            .inner
-            .host
-            .write(&job.lock, &job.record(host::Phase::Pending))
-        {
+        if let Err(error) = guard.write(&job.record(host::Phase::Pending)) {
             return give_up(job, error);
         }
         if requests.worker == Worker::Absent {
@@ -482,7 +479,7 @@ impl NodeSuspend {
                     phase: host::Phase::Idle,
                     last: job.previous.clone(),
                 };
-                let _ = self.inner.host.write(&job.lock, &idle);
+                let _ = guard.write(&idle);
                 let error = Error::new(
                     ErrorCode::InternalError,
                     SUSPEND,
@@ -508,19 +505,13 @@ pub fn check_flags(flags: u32) -> Result<()> {
 }
 
 /// Settles a request whose process ended before the request did (`record` is not idle,
-/// and the caller took the host's lock, which the process held): returns the record
-/// written, idle with the outcome "abandoned".
+/// and its lock was free): returns the record written, idle with the outcome "abandoned".
 ///
 /// Pending, its alarm is disarmed (if it still holds the request's value): the suspend
 /// never started. Suspending, the alarm stays: the host may be on its way to sleep (logind
 /// may still carry out a request its caller did not live to see end), and only the alarm
 /// would wake it.
-fn settle_abandoned(
-    config: &Config,
-    host: &HostRequest,
-    lock: &HostLock,
-    record: Record,
-) -> Record {
+fn settle_abandoned(config: &Config, guard: &Guard, record: Record) -> Record {
     let (accepted, started) = match record.phase {
         host::Phase::Idle => return record,
         host::Phase::Pending(accepted) => (accepted, false),
@@ -557,7 +548,7 @@ fn settle_abandoned(
             error: Some(error),
         }),
     };
-    let _ = host.write(lock, &settled);
+    let _ = guard.write(&settled);
     settled
 }
 
@@ -608,15 +599,22 @@ fn work(inner: &Inner) {
                 error: result.as_ref().err().map(|e| e.message.clone()),
             }),
         };
-        if let Err(error) = inner.host.write(&job.lock, &ended) {
+        // The lock is released once the record tells how the request ended, under the guard:
+        // whoever takes the guard next finds the lock free and the record idle.
+        let guard = inner.host.guard();
+        let written = match &guard {
+            Ok(guard) => guard.write(&ended),
+            Err(error) => Err(error.clone()),
+        };
+        if let Err(error) = written {
             libvirt::log(
                 LogPriority::Warn,
                 c"virNodeSuspendHelper",
                 &format!("Failed to record the end of the suspend request: {error}"),
             );
         }
-        // The lock is released once the record tells how the request ended.
         drop(job);
+        drop(guard);
         let mut requests = inner.requests();
         requests.phase = Phase::Idle {
             last: Some(Outcome {
@@ -649,7 +647,7 @@ fn carry_out(inner: &Inner, job: &Job) -> Result<()> {
     // host may be asleep, and whoever settles the request must leave the alarm armed.
     if let Err(error) = inner
         .host
-        .write(&job.lock, &job.record(host::Phase::Suspending))
+        .record(&job.lock, &job.record(host::Phase::Suspending))
     {
         let _ = job.rtc.disarm_if_at(wake_at);
         return Err(error);
@@ -1214,7 +1212,7 @@ mod tests {
     /// The record a process that died with its request `phase` left: its lock is free.
     fn left_behind(root: &FakeRoot, phase: fn(Accepted) -> host::Phase) {
         let host = HostRequest::new(root.path());
-        let locked = host.try_lock().unwrap().unwrap();
+        let guard = host.guard().unwrap();
         let accepted = Accepted {
             owner: Owner {
                 pid: 4_000_000,
@@ -1226,14 +1224,12 @@ mod tests {
             wake_at: NOW + 61,
             accepted_at: NOW,
         };
-        host.write(
-            &locked.lock,
-            &Record {
+        guard
+            .write(&Record {
                 phase: phase(accepted),
                 last: None,
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         std::fs::write(
             root.path().join("sys/class/rtc/rtc0/wakealarm"),
             (NOW + 61).to_string(),
