@@ -13,8 +13,13 @@ pub struct FakeRoot {
 
 impl FakeRoot {
     pub fn new() -> FakeRoot {
+        FakeRoot::new_in(&std::env::temp_dir())
+    }
+
+    /// A fake root in `parent` (`/dev/shm`, for a tmpfs one).
+    pub fn new_in(parent: &Path) -> FakeRoot {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let dir = parent.join(format!(
             "virnodesuspend-test-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
@@ -45,12 +50,53 @@ impl FakeRoot {
         self.file("sys/power/disk", modes)
     }
 
-    /// `/proc/swaps` with one active swap area.
+    /// A host that can hibernate to `device`: `/proc/swaps` with it as the one active swap
+    /// area (a partition of 1048572 kB, none used), `device` under the root a block device
+    /// node 254:2 (made with mknod, so the tests run as root; it is never opened),
+    /// `/sys/power/resume` naming it, and `/proc/meminfo` with `Active(anon)` 102400 kB.
     pub fn swap(self, device: &str) -> FakeRoot {
-        let swaps = format!(
-            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n{device}\tpartition\t1048572\t\t0\t\t-2\n"
+        self.block_device(device, 254, 2)
+            .swaps(&format!("{device}\tpartition\t1048572\t\t0\t\t-2\n"))
+            .resume("254:2\n")
+            .active_anon(102400)
+    }
+
+    /// `/proc/swaps`: its header, then `entries` (lines of `path type size used priority`).
+    pub fn swaps(self, entries: &str) -> FakeRoot {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        self.file("proc/swaps", &format!("{header}{entries}"))
+    }
+
+    /// `/sys/power/resume`: the resume device, `MAJ:MIN`.
+    pub fn resume(self, device: &str) -> FakeRoot {
+        self.file("sys/power/resume", device)
+    }
+
+    /// `/proc/meminfo` with `Active(anon)` `kb` kB (and the lines around it).
+    pub fn active_anon(self, kb: u64) -> FakeRoot {
+        let meminfo = format!(
+            "MemTotal:        8000000 kB\nActive:          {} kB\nInactive:         100000 kB\n\
+             Active(anon):    {kb} kB\nInactive(anon):    50000 kB\n",
+            kb + 100000
         );
-        self.file("proc/swaps", &swaps)
+        self.file("proc/meminfo", &meminfo)
+    }
+
+    /// A block device node `major:minor` at `path` (absolute, under the root); replaces
+    /// what was there. Needs root.
+    pub fn block_device(self, path: &str, major: u64, minor: u64) -> FakeRoot {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        let node = self.dir.join(path.trim_start_matches('/'));
+        fs::create_dir_all(node.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&node);
+        mknod(
+            &node,
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o600),
+            makedev(major, minor),
+        )
+        .unwrap_or_else(|e| panic!("mknod {}: {e} (the tests run as root)", node.display()));
+        self
     }
 
     /// A wake-up capable `rtcN` whose clock reads `now`, with no alarm set.

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,16 +73,22 @@ const char *root_path(const char *relative)
     return path;
 }
 
-void root_write(const char *relative, const char *content)
+/* Makes the directories above `path` (a path in the case's root). */
+static void make_parents(char *path)
 {
-    char path[PATH_MAX];
-    path_of(path, relative);
     for (char *slash = strchr(path + strlen(case_root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
         if (mkdir(path, 0755) < 0 && errno != EEXIST)
             fail(__FILE__, __LINE__, "mkdir %s: %s", path, strerror(errno));
         *slash = '/';
     }
+}
+
+void root_write(const char *relative, const char *content)
+{
+    char path[PATH_MAX];
+    path_of(path, relative);
+    make_parents(path);
     FILE *file = fopen(path, "w");
     if (file == NULL || fputs(content, file) < 0 || fclose(file) != 0)
         fail(__FILE__, __LINE__, "write %s: %s", path, strerror(errno));
@@ -110,6 +117,16 @@ void root_remove(const char *relative)
         fail(__FILE__, __LINE__, "unlink %s: %s", path, strerror(errno));
 }
 
+/* A block device node major:minor at `relative` (it is never opened; mknod needs root). */
+static void root_block_device(const char *relative, unsigned major, unsigned minor)
+{
+    char path[PATH_MAX];
+    path_of(path, relative);
+    make_parents(path);
+    if ((unlink(path) < 0 && errno != ENOENT) || mknod(path, S_IFBLK | 0600, makedev(major, minor)) < 0)
+        fail(__FILE__, __LINE__, "mknod %s: %s (the harness runs as root)", path, strerror(errno));
+}
+
 void root_host(const char *states, const char *disk_modes, bool swap)
 {
     char now[32];
@@ -117,6 +134,13 @@ void root_host(const char *states, const char *disk_modes, bool swap)
     root_write("sys/power/disk", disk_modes);
     root_write("proc/swaps", swap ? "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n"
                                   : "Filename\tType\tSize\tUsed\tPriority\n");
+    if (swap) {
+        /* The swap partition is the resume device, with room for the image: the kernel
+         * backend then supports disk (and hybrid, when disk_modes offers suspend). */
+        root_block_device("dev/vda2", 254, 2);
+        root_write("sys/power/resume", "254:2\n");
+        root_write("proc/meminfo", "MemTotal:        8000000 kB\nActive(anon):     102400 kB\n");
+    }
     snprintf(now, sizeof(now), "%lld\n", HARNESS_NOW);
     root_write("sys/class/rtc/rtc0/since_epoch", now);
     root_write("sys/class/rtc/rtc0/wakealarm", "");

@@ -18,29 +18,21 @@ import pytest
 import virnodesuspend
 from virnodesuspend import Error, Library, Target
 
+# The fake hosts are the C-ABI tests' own (tests/abi/fakes.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "abi"))
+from fakes import NOW, FakeRoot  # noqa: E402
+
 BUILT = os.environ.get("VIRNODESUSPEND_LIBRARY")
 pytestmark = pytest.mark.skipif(not BUILT, reason="VIRNODESUSPEND_LIBRARY is not set (meson sets it)")
-NOW = 1_800_000_000
 
 
-class Host:
-    """A fake root: /sys/power, /proc/swaps and a wake-capable RTC reading NOW."""
+class Host(FakeRoot):
+    """A fake root: /sys/power, a wake-capable RTC reading NOW and, with SWAP, a swap area
+    the kernel can resume from (tests/abi/fakes.py's FakeRoot.host)."""
 
     def __init__(self, root, states="freeze mem disk", disk_modes="[platform] shutdown reboot suspend", swap=True):
-        self.root = root
-        swaps = "Filename\tType\tSize\tUsed\tPriority\n" + ("/dev/vda2\tpartition\t1048572\t0\t-2\n" if swap else "")
-        for relative, content in {
-            "sys/power/state": states,
-            "sys/power/disk": disk_modes,
-            "proc/swaps": swaps,
-            "sys/class/rtc/rtc0/since_epoch": f"{NOW}\n",
-            "sys/class/rtc/rtc0/wakealarm": "",
-        }.items():
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
-            (root / relative).write_text(content)
-
-    def read(self, relative):
-        return (self.root / relative).read_text()
+        super().__init__(root)
+        self.host(states=states, disk_modes=disk_modes, swap=swap)
 
 
 def knobs(root, delay):

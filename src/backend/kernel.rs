@@ -3,15 +3,20 @@
 //!
 //! File formats: Linux `Documentation/ABI/testing/sysfs-power` (`state`: the supported sleep
 //! states separated by spaces; `disk`: the hibernation modes with the selected one in
-//! brackets) and proc(5) (`/proc/swaps`: a header line, then one line per active swap area).
+//! brackets). Whether an image could be resumed from (`disk`, `hybrid`) is decided in
+//! [`super::hibernation`], from `/sys/power/resume`, `/proc/swaps` and `/proc/meminfo`.
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::errno::Errno;
+
+use super::hibernation::{DevNum, Hibernation};
 use super::{Backend, Probe, Support, SuspendFailure};
 use crate::config::BackendKind;
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 use crate::sysfs;
 use crate::target::Target;
 
@@ -33,8 +38,85 @@ pub enum Unsupported {
     StateNotListed { file: PathBuf, state: &'static str },
     /// The hibernation mode file does not offer the mode the target needs.
     ModeNotOffered { file: PathBuf, mode: &'static str },
-    /// No swap area could hold a hibernation image.
-    NoSwap { file: PathBuf },
+    /// The hibernation mode file is not as the kernel writes it.
+    ModesGarbled { file: PathBuf, why: &'static str },
+    /// A file the answer depends on exists but cannot be read.
+    Unreadable { file: PathBuf, errno: Errno },
+    /// `noresume` is on the kernel command line: no image is resumed from at boot.
+    NoResume { file: PathBuf },
+    /// No resume device is configured: `/sys/power/resume` is missing, or `0:0`.
+    NoResumeDevice { file: PathBuf, exists: bool },
+    /// `/sys/power/resume` does not hold `MAJ:MIN`.
+    ResumeGarbled { file: PathBuf, text: String },
+    /// `/sys/power/resume_offset` does not hold a number.
+    ResumeOffsetGarbled { file: PathBuf, text: String },
+    /// A line of `/proc/swaps` (numbered from 1, the header's) does not parse.
+    SwapsLineGarbled { file: PathBuf, line: usize },
+    /// No swap area could be told to be the resume device, because of this one's `problem`.
+    SwapUnusable { swap: PathBuf, problem: SwapProblem },
+    /// None of the active swap areas is the resume device.
+    NotResumeDevice { file: PathBuf, device: DevNum },
+    /// `/proc/meminfo` does not exist: how large the image would be is unknown.
+    MeminfoMissing { file: PathBuf },
+    /// `/proc/meminfo` has no `Active(anon):  N kB` line.
+    ActiveAnonGarbled { file: PathBuf },
+    /// The image (about `Active(anon)`) would fill more than 98% of the free swap of the
+    /// resume device.
+    TooLittleFreeSwap {
+        swap: PathBuf,
+        meminfo: PathBuf,
+        active_kb: u64,
+        free_kb: u64,
+    },
+}
+
+/// Why an active swap area cannot be compared with the resume device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapProblem {
+    Stat(Errno),
+    /// A `partition` area that is not a block device.
+    NotBlockDevice,
+    /// A `file` area that is not a regular file.
+    NotRegularFile,
+    Open(Errno),
+    /// The path was something else by the time it was opened.
+    Replaced,
+    /// The extent map (FIEMAP) could not be read: the file's first page is unknown.
+    Fiemap(Errno),
+    /// The extent map has no extent.
+    NoExtent,
+}
+
+/// The C library's text for `errno` ("Operation not supported").
+fn describe(errno: Errno) -> String {
+    let text = io::Error::from_raw_os_error(errno as i32).to_string();
+    match text.rfind(" (os error ") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}
+
+impl fmt::Display for SwapProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwapProblem::Stat(errno) => write!(f, "cannot stat it: {}", describe(*errno)),
+            SwapProblem::NotBlockDevice => {
+                f.write_str("it is listed as a partition but is not a block device")
+            }
+            SwapProblem::NotRegularFile => {
+                f.write_str("it is listed as a file but is not a regular file")
+            }
+            SwapProblem::Open(errno) => write!(f, "cannot open it: {}", describe(*errno)),
+            SwapProblem::Replaced => f.write_str("it was replaced while being examined"),
+            SwapProblem::Fiemap(errno) => write!(
+                f,
+                "its extent map (FIEMAP), needed to compare it with resume_offset, \
+                 cannot be read: {}",
+                describe(*errno)
+            ),
+            SwapProblem::NoExtent => f.write_str("it has no extent to compare with resume_offset"),
+        }
+    }
 }
 
 impl fmt::Display for Unsupported {
@@ -46,10 +128,74 @@ impl fmt::Display for Unsupported {
             Unsupported::ModeNotOffered { file, mode } => {
                 write!(f, "{} does not offer the '{mode}' mode", file.display())
             }
-            Unsupported::NoSwap { file } => write!(
+            Unsupported::ModesGarbled { file, why } => {
+                write!(
+                    f,
+                    "{} is not a list of hibernation modes: {why}",
+                    file.display()
+                )
+            }
+            Unsupported::Unreadable { file, errno } => {
+                write!(
+                    f,
+                    "Unable to read '{}': {}",
+                    file.display(),
+                    describe(*errno)
+                )
+            }
+            Unsupported::NoResume { file } => write!(
                 f,
-                "{} lists no swap area to hold a hibernation image",
+                "{} has 'noresume': the kernel would not resume from a hibernation image",
                 file.display()
+            ),
+            Unsupported::NoResumeDevice { file, exists } => write!(
+                f,
+                "no resume device is configured: {} {}",
+                file.display(),
+                if *exists { "is 0:0" } else { "does not exist" }
+            ),
+            Unsupported::ResumeGarbled { file, text } => write!(
+                f,
+                "{} holds '{text}', not a device number MAJ:MIN",
+                file.display()
+            ),
+            Unsupported::ResumeOffsetGarbled { file, text } => {
+                write!(f, "{} holds '{text}', not a page offset", file.display())
+            }
+            Unsupported::SwapsLineGarbled { file, line } => write!(
+                f,
+                "{} line {line} is not 'path type size used priority'",
+                file.display()
+            ),
+            Unsupported::SwapUnusable { swap, problem } => write!(
+                f,
+                "swap area {} cannot be compared with the resume device: {problem}",
+                swap.display()
+            ),
+            Unsupported::NotResumeDevice { file, device } => write!(
+                f,
+                "no active swap area in {} is the resume device {device}",
+                file.display()
+            ),
+            Unsupported::MeminfoMissing { file } => write!(
+                f,
+                "{} does not exist: the size of a hibernation image is unknown",
+                file.display()
+            ),
+            Unsupported::ActiveAnonGarbled { file } => {
+                write!(f, "{} has no 'Active(anon):  N kB' line", file.display())
+            }
+            Unsupported::TooLittleFreeSwap {
+                swap,
+                meminfo,
+                active_kb,
+                free_kb,
+            } => write!(
+                f,
+                "too little free swap on the resume device {} for a hibernation image: \
+                 Active(anon) is {active_kb} kB in {}, more than 98% of its {free_kb} kB free",
+                swap.display(),
+                meminfo.display()
             ),
         }
     }
@@ -61,10 +207,51 @@ impl From<Unsupported> for Support {
     }
 }
 
+/// What `/sys/power/disk` offers, without the selection brackets, and the one selected.
+struct DiskModes {
+    offered: Vec<String>,
+    selected: Option<String>,
+}
+
+impl DiskModes {
+    /// `/sys/power/disk` (`Documentation/ABI/testing/sysfs-power`): the modes separated by
+    /// white space, at most one of them in brackets (the selected one).
+    fn parse(bytes: &[u8]) -> std::result::Result<DiskModes, &'static str> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text")?;
+        let mut modes = DiskModes {
+            offered: Vec::new(),
+            selected: None,
+        };
+        for word in text.split_whitespace() {
+            let mode = match word.strip_prefix('[') {
+                Some(rest) => {
+                    let mode = rest
+                        .strip_suffix(']')
+                        .ok_or("a mode has unbalanced brackets")?;
+                    if modes.selected.replace(mode.to_owned()).is_some() {
+                        return Err("it has more than one mode in brackets");
+                    }
+                    mode
+                }
+                None => word,
+            };
+            if mode.is_empty() || mode.contains(['[', ']']) {
+                return Err("a mode has unbalanced brackets");
+            }
+            modes.offered.push(mode.to_owned());
+        }
+        Ok(modes)
+    }
+
+    fn offers(&self, mode: &str) -> bool {
+        self.offered.iter().any(|m| m == mode)
+    }
+}
+
 pub struct Kernel {
     state: PathBuf,
     disk: PathBuf,
-    swaps: PathBuf,
+    hibernation: Hibernation,
 }
 
 impl Kernel {
@@ -72,23 +259,49 @@ impl Kernel {
         Kernel {
             state: sysfs::under(root, "sys/power/state"),
             disk: sysfs::under(root, "sys/power/disk"),
-            swaps: sysfs::under(root, "proc/swaps"),
+            hibernation: Hibernation::new(root),
         }
     }
 
-    /// The hibernation modes `/sys/power/disk` offers, without the selection brackets,
-    /// and the one selected.
-    fn disk_modes(&self, function: &'static str) -> Result<(Vec<String>, Option<String>)> {
-        let text = sysfs::read_optional(&self.disk, function)?.unwrap_or_default();
-        let selected = text
-            .split_whitespace()
-            .find_map(|mode| mode.strip_prefix('[')?.strip_suffix(']'))
-            .map(str::to_owned);
-        let offered = text
-            .split_whitespace()
-            .map(|mode| mode.trim_matches(['[', ']']).to_owned())
-            .collect();
-        Ok((offered, selected))
+    /// The hibernation modes, for the capability query: a missing file offers none; a file
+    /// that cannot be read or is garbled is the reason hybrid is not supported.
+    fn probe_disk_modes(&self) -> std::result::Result<DiskModes, Unsupported> {
+        let bytes = match std::fs::read(&self.disk) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(Unsupported::Unreadable {
+                    file: self.disk.clone(),
+                    errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                })
+            }
+        };
+        DiskModes::parse(&bytes).map_err(|why| Unsupported::ModesGarbled {
+            file: self.disk.clone(),
+            why,
+        })
+    }
+
+    /// The hibernation modes, to suspend: any failure is the suspend's error.
+    fn disk_modes(&self) -> Result<DiskModes> {
+        let bytes = match std::fs::read(&self.disk) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(Error::system(
+                    SUSPEND,
+                    &e,
+                    format!("Unable to read '{}'", self.disk.display()),
+                ))
+            }
+        };
+        DiskModes::parse(&bytes).map_err(|why| {
+            let why = Unsupported::ModesGarbled {
+                file: self.disk.clone(),
+                why,
+            };
+            Error::new(ErrorCode::OperationFailed, SUSPEND, why.to_string())
+        })
     }
 
     /// Writes `disk` to the state file with hibernation mode `mode` selected, then selects
@@ -106,45 +319,36 @@ impl Kernel {
         slept.and(restored)
     }
 
-    /// Why hibernation has nowhere to write its image, if it has not.
-    fn no_swap_reason(&self) -> Result<Option<Unsupported>> {
-        let swaps = sysfs::read_optional(&self.swaps, PROBE)?.unwrap_or_default();
-        let usable = swaps
-            .lines()
-            .skip(1)
-            .filter_map(|line| line.split_whitespace().next())
-            // An image written to compressed RAM does not survive the power-off.
-            .any(|device| !device.starts_with("/dev/zram"));
-        Ok((!usable).then(|| Unsupported::NoSwap {
-            file: self.swaps.clone(),
-        }))
-    }
-
-    fn support(&self, states: &[&str], target: Target) -> Result<Support> {
+    /// The answer for `target`; `resumable` is the hibernation verdict, asked at most once
+    /// per query (it syncs swap files for their extent maps).
+    fn support(
+        &self,
+        states: &[&str],
+        target: Target,
+        resumable: &mut Option<std::result::Result<(), Unsupported>>,
+    ) -> std::result::Result<(), Unsupported> {
         let needed = match target {
             Target::Mem => "mem",
             Target::Disk | Target::Hybrid => "disk",
         };
         if !states.contains(&needed) {
-            return Ok(Unsupported::StateNotListed {
+            return Err(Unsupported::StateNotListed {
                 file: self.state.clone(),
                 state: needed,
-            }
-            .into());
+            });
         }
-        if target == Target::Hybrid && !self.disk_modes(PROBE)?.0.iter().any(|m| m == HYBRID_MODE) {
-            return Ok(Unsupported::ModeNotOffered {
+        if target == Target::Hybrid && !self.probe_disk_modes()?.offers(HYBRID_MODE) {
+            return Err(Unsupported::ModeNotOffered {
                 file: self.disk.clone(),
                 mode: HYBRID_MODE,
-            }
-            .into());
+            });
         }
         if target != Target::Mem {
-            if let Some(reason) = self.no_swap_reason()? {
-                return Ok(reason.into());
-            }
+            resumable
+                .get_or_insert_with(|| self.hibernation.check())
+                .clone()?;
         }
-        Ok(Support::Yes)
+        Ok(())
     }
 }
 
@@ -161,7 +365,13 @@ impl Backend for Kernel {
             )));
         };
         let states: Vec<&str> = text.split_whitespace().collect();
-        Probe::from_each(|target| self.support(&states, target))
+        let mut resumable = None;
+        Probe::from_each(|target| {
+            Ok(match self.support(&states, target, &mut resumable) {
+                Ok(()) => Support::Yes,
+                Err(why) => why.into(),
+            })
+        })
     }
 
     /// The write to the state file returns once the host is back: nothing to wait for.
@@ -179,7 +389,7 @@ impl Kernel {
         if target == Target::Mem {
             return sysfs::write(&self.state, "mem", SUSPEND);
         }
-        let (offered, selected) = self.disk_modes(SUSPEND)?;
+        let DiskModes { offered, selected } = self.disk_modes()?;
         let mode = match target {
             Target::Hybrid => Some(HYBRID_MODE),
             // The administrator's choice between the plain modes stands.
@@ -200,6 +410,7 @@ mod tests {
     use super::*;
     use crate::testing::FakeRoot;
     use std::fs;
+    use std::path::Path;
     use std::process::Command;
     use std::thread;
     use std::time::{Duration, Instant};
@@ -213,34 +424,428 @@ mod tests {
 
     const LATER: Duration = Duration::from_secs(60);
 
+    /// The reason of a "no" (panics on "yes").
+    fn reason(answer: &Support) -> String {
+        match answer {
+            Support::No(why) => why.to_string(),
+            Support::Yes => panic!("supported"),
+        }
+    }
+
+    /// What the fake root's path `relative` is shown as in a reason.
+    fn shown(root: &FakeRoot, relative: &str) -> String {
+        root.path().join(relative).display().to_string()
+    }
+
+    /// A host that could hibernate but for what a test changes: mem and disk listed, the
+    /// `suspend` mode offered, the resume device an active swap partition with room.
+    fn resumable() -> FakeRoot {
+        FakeRoot::new()
+            .state("freeze mem disk")
+            .disk("[platform] shutdown reboot suspend")
+            .swap("/dev/vda2")
+    }
+
+    /// mem is answered yes; disk and hybrid no, both with `why`.
+    fn assert_only_mem(root: &FakeRoot, why: &str) {
+        let a = answers(root);
+        assert_eq!(a[0], Support::Yes);
+        assert_eq!(reason(&a[1]), why);
+        assert_eq!(reason(&a[2]), why);
+    }
+
+    /// The device number `MAJ:MIN` of the file system the fake root is on.
+    fn file_system_of(root: &FakeRoot) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let dev = fs::metadata(root.path()).unwrap().dev();
+        format!(
+            "{}:{}",
+            nix::sys::stat::major(dev),
+            nix::sys::stat::minor(dev)
+        )
+    }
+
+    /// `root` with `/swapfile` a 64 KiB swap file on the root's file system, the resume
+    /// device that file system.
+    fn with_swap_file(root: FakeRoot) -> FakeRoot {
+        fs::write(root.path().join("swapfile"), vec![1u8; 65536]).unwrap();
+        let device = file_system_of(&root);
+        root.state("mem disk")
+            .disk("[platform] shutdown suspend")
+            .swaps("/swapfile\tfile\t1048572\t0\t-2\n")
+            .resume(&format!("{device}\n"))
+            .active_anon(102400)
+    }
+
     #[test]
     fn mem_and_disk_with_swap() {
         let root = FakeRoot::new().state("freeze mem disk").swap("/dev/vda2");
         let a = answers(&root);
         assert_eq!(a[0], Support::Yes);
         assert_eq!(a[1], Support::Yes);
-        assert!(
-            matches!(&a[2], Support::No(r) if r.to_string().ends_with("does not offer the 'suspend' mode"))
+        assert_eq!(
+            reason(&a[2]),
+            format!(
+                "{} does not offer the 'suspend' mode",
+                shown(&root, "sys/power/disk")
+            )
         );
+    }
+
+    #[test]
+    fn partition_that_is_the_resume_device_with_room_supports_everything() {
+        // Kernels since 4.17 expose resume_offset; 0 for a partition, and not compared.
+        let root = resumable().file("sys/power/resume_offset", "0\n");
+        assert_eq!(answers(&root), vec![Support::Yes; 3]);
+    }
+
+    #[test]
+    fn no_disk_when_sys_power_resume_is_missing() {
+        let root = resumable();
+        fs::remove_file(root.path().join("sys/power/resume")).unwrap();
+        let why = format!(
+            "no resume device is configured: {} does not exist",
+            shown(&root, "sys/power/resume")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn no_disk_when_sys_power_resume_is_0_0() {
+        let root = resumable().resume("0:0\n");
+        let why = format!(
+            "no resume device is configured: {} is 0:0",
+            shown(&root, "sys/power/resume")
+        );
+        assert_only_mem(&root, &why);
     }
 
     #[test]
     fn no_disk_without_swap() {
         let root = FakeRoot::new()
             .state("mem disk")
-            .disk("[platform] shutdown suspend");
-        let a = answers(&root);
-        assert_eq!(a[0], Support::Yes);
-        assert!(
-            matches!(&a[1], Support::No(r) if r.to_string().ends_with("lists no swap area to hold a hibernation image"))
+            .disk("[platform] shutdown suspend")
+            .resume("254:2\n");
+        let why = format!(
+            "no active swap area in {} is the resume device 254:2",
+            shown(&root, "proc/swaps")
         );
-        assert!(matches!(&a[2], Support::No(_)));
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn no_disk_when_the_resume_device_is_not_among_the_swaps() {
+        let root = resumable().resume("8:1\n");
+        let why = format!(
+            "no active swap area in {} is the resume device 8:1",
+            shown(&root, "proc/swaps")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn garbled_resume_device_is_a_reason() {
+        let root = resumable().resume("vda2\n");
+        let why = format!(
+            "{} holds 'vda2', not a device number MAJ:MIN",
+            shown(&root, "sys/power/resume")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn garbled_resume_offset_is_a_reason() {
+        let root = resumable().file("sys/power/resume_offset", "-1\n");
+        let why = format!(
+            "{} holds '-1', not a page offset",
+            shown(&root, "sys/power/resume_offset")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn noresume_on_the_kernel_command_line_refuses_disk() {
+        let root = resumable().file(
+            "proc/cmdline",
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda1 noresume quiet\n",
+        );
+        let why = format!(
+            "{} has 'noresume': the kernel would not resume from a hibernation image",
+            shown(&root, "proc/cmdline")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn command_line_without_noresume_is_no_objection() {
+        let root = resumable().file(
+            "proc/cmdline",
+            "root=/dev/vda1 resume=/dev/vda2 noresume2\n",
+        );
+        assert_eq!(answers(&root), vec![Support::Yes; 3]);
+    }
+
+    /// The resume device 254:2, a partition of 1000000 kB with nothing used (98%: 980000 kB),
+    /// and `Active(anon)` `active_kb`.
+    fn with_active_anon(active_kb: u64) -> FakeRoot {
+        resumable()
+            .swaps("/dev/vda2\tpartition\t1000000\t0\t-2\n")
+            .active_anon(active_kb)
+    }
+
+    #[test]
+    fn too_little_free_swap_refuses_disk() {
+        let root = with_active_anon(980_001);
+        let why = format!(
+            "too little free swap on the resume device {} for a hibernation image: \
+             Active(anon) is 980001 kB in {}, more than 98% of its 1000000 kB free",
+            shown(&root, "dev/vda2"),
+            shown(&root, "proc/meminfo")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn free_swap_is_counted_without_the_used_part() {
+        let root = resumable()
+            .swaps("/dev/vda2\tpartition\t1048572\t548572\t-2\n")
+            .active_anon(490_001);
+        let why = format!(
+            "too little free swap on the resume device {} for a hibernation image: \
+             Active(anon) is 490001 kB in {}, more than 98% of its 500000 kB free",
+            shown(&root, "dev/vda2"),
+            shown(&root, "proc/meminfo")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn active_anon_of_exactly_98_percent_of_free_swap_fits() {
+        assert_eq!(answers(&with_active_anon(980_000)), vec![Support::Yes; 3]);
+    }
+
+    #[test]
+    fn missing_meminfo_is_a_reason() {
+        let root = resumable();
+        fs::remove_file(root.path().join("proc/meminfo")).unwrap();
+        let why = format!(
+            "{} does not exist: the size of a hibernation image is unknown",
+            shown(&root, "proc/meminfo")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn meminfo_without_active_anon_is_a_reason() {
+        let root = resumable().file("proc/meminfo", "MemTotal: 8000000 kB\nActive(anon): many\n");
+        let why = format!(
+            "{} has no 'Active(anon):  N kB' line",
+            shown(&root, "proc/meminfo")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn garbled_swaps_line_refuses_disk_and_hybrid_but_not_mem() {
+        let root = resumable()
+            .swaps("/dev/vda2\tpartition\t1048572\t0\t-2\n/dev/vdb1\tpartition\t1048572\t0\n");
+        let why = format!(
+            "{} line 3 is not 'path type size used priority'",
+            shown(&root, "proc/swaps")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn swaps_line_with_a_non_number_is_garbled() {
+        let root = resumable().swaps("/dev/vda2\tpartition\tbig\t0\t-2\n");
+        let why = format!(
+            "{} line 2 is not 'path type size used priority'",
+            shown(&root, "proc/swaps")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn unreadable_swaps_is_a_reason_not_an_error() {
+        let root = resumable();
+        fs::remove_file(root.path().join("proc/swaps")).unwrap();
+        fs::create_dir(root.path().join("proc/swaps")).unwrap();
+        let why = format!(
+            "Unable to read '{}': Is a directory",
+            shown(&root, "proc/swaps")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn garbled_disk_modes_refuse_hybrid_only() {
+        let root = resumable().disk("[platform] shutdown [suspend]\n");
+        let a = answers(&root);
+        assert_eq!(a[..2], [Support::Yes, Support::Yes]);
+        assert_eq!(
+            reason(&a[2]),
+            format!(
+                "{} is not a list of hibernation modes: it has more than one mode in brackets",
+                shown(&root, "sys/power/disk")
+            )
+        );
+    }
+
+    #[test]
+    fn disk_modes_that_are_not_text_refuse_hybrid_only() {
+        let root = resumable();
+        fs::write(
+            root.path().join("sys/power/disk"),
+            b"[platform] \xff suspend\n",
+        )
+        .unwrap();
+        let a = answers(&root);
+        assert_eq!(a[..2], [Support::Yes, Support::Yes]);
+        assert_eq!(
+            reason(&a[2]),
+            format!(
+                "{} is not a list of hibernation modes: it is not UTF-8 text",
+                shown(&root, "sys/power/disk")
+            )
+        );
+    }
+
+    #[test]
+    fn suspend_refuses_garbled_disk_modes() {
+        let root = resumable().disk("[platform [suspend]");
+        let e = Kernel::new(root.path())
+            .suspend(Target::Disk, LATER)
+            .unwrap_err()
+            .error;
+        assert_eq!(
+            e.message,
+            format!(
+                "operation failed: {} is not a list of hibernation modes: \
+                 a mode has unbalanced brackets",
+                shown(&root, "sys/power/disk")
+            )
+        );
+        assert_eq!(root.read("sys/power/state"), "freeze mem disk");
+    }
+
+    #[test]
+    fn deleted_swap_files_and_zram_are_skipped() {
+        // zram0 has the resume device's number and the deleted file's path would not stat:
+        // either would show if it were considered.
+        let root = resumable().block_device("/dev/zram0", 254, 2).swaps(
+            "/swapfile\\040(deleted)\tfile\t1048572\t0\t-2\n\
+             /dev/zram0\tpartition\t1048572\t0\t100\n\
+             none\tvirtual\t1048572\t0\t-3\n",
+        );
+        let why = format!(
+            "no active swap area in {} is the resume device 254:2",
+            shown(&root, "proc/swaps")
+        );
+        assert_only_mem(&root, &why);
     }
 
     #[test]
     fn zram_swap_cannot_hold_an_image() {
         let root = FakeRoot::new().state("mem disk").swap("/dev/zram0");
-        assert!(matches!(answers(&root)[1], Support::No(_)));
+        let why = format!(
+            "no active swap area in {} is the resume device 254:2",
+            shown(&root, "proc/swaps")
+        );
+        assert_eq!(reason(&answers(&root)[1]), why);
+    }
+
+    #[test]
+    fn swap_area_that_cannot_be_stated_is_the_reason_when_none_is_the_resume_device() {
+        let root = resumable().swaps("/dev/vdb1\tpartition\t1048572\t0\t-2\n");
+        let why = format!(
+            "swap area {} cannot be compared with the resume device: cannot stat it: \
+             No such file or directory",
+            shown(&root, "dev/vdb1")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn swap_area_that_cannot_be_stated_does_not_hide_the_resume_device() {
+        let root = resumable()
+            .swaps("/dev/vdb1\tpartition\t1048572\t0\t-1\n/dev/vda2\tpartition\t1048572\t0\t-2\n");
+        assert_eq!(answers(&root), vec![Support::Yes; 3]);
+    }
+
+    #[test]
+    fn partition_that_is_not_a_block_device_is_a_reason() {
+        let root = resumable()
+            .file("dev/vdb1", "")
+            .swaps("/dev/vdb1\tpartition\t1048572\t0\t-2\n");
+        let why = format!(
+            "swap area {} cannot be compared with the resume device: \
+             it is listed as a partition but is not a block device",
+            shown(&root, "dev/vdb1")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn escaped_swap_path_is_found() {
+        let root = resumable()
+            .block_device("/dev/disk/swap space", 254, 2)
+            .swaps("/dev/disk/swap\\040space\tpartition\t1048572\t0\t-2\n");
+        assert_eq!(answers(&root), vec![Support::Yes; 3]);
+    }
+
+    #[test]
+    fn swap_file_is_matched_by_its_file_system_when_resume_offset_is_not_exposed() {
+        let root = with_swap_file(FakeRoot::new());
+        assert_eq!(answers(&root), vec![Support::Yes; 3]);
+    }
+
+    #[test]
+    fn swap_file_on_another_file_system_is_not_the_resume_device() {
+        let root = with_swap_file(FakeRoot::new()).resume("254:2\n");
+        let why = format!(
+            "no active swap area in {} is the resume device 254:2",
+            shown(&root, "proc/swaps")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn swap_file_whose_first_page_is_not_resume_offset_is_not_the_resume_device() {
+        // Far beyond the end of any file system these tests run on.
+        let root = with_swap_file(FakeRoot::new()).file("sys/power/resume_offset", "99999999999\n");
+        let why = format!(
+            "no active swap area in {} is the resume device {}",
+            shown(&root, "proc/swaps"),
+            file_system_of(&root)
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn swap_file_without_an_extent_map_cannot_match_resume_offset() {
+        // tmpfs has no FIEMAP.
+        let root = with_swap_file(FakeRoot::new_in(Path::new("/dev/shm")))
+            .file("sys/power/resume_offset", "34816\n");
+        let why = format!(
+            "swap area {} cannot be compared with the resume device: its extent map (FIEMAP), \
+             needed to compare it with resume_offset, cannot be read: Operation not supported",
+            shown(&root, "swapfile")
+        );
+        assert_only_mem(&root, &why);
+    }
+
+    #[test]
+    fn swap_file_that_is_not_a_regular_file_is_a_reason() {
+        let root = with_swap_file(FakeRoot::new());
+        fs::remove_file(root.path().join("swapfile")).unwrap();
+        fs::create_dir(root.path().join("swapfile")).unwrap();
+        let why = format!(
+            "swap area {} cannot be compared with the resume device: \
+             it is listed as a file but is not a regular file",
+            shown(&root, "swapfile")
+        );
+        assert_only_mem(&root, &why);
     }
 
     #[test]
@@ -248,7 +853,7 @@ mod tests {
         let root = FakeRoot::new()
             .state("mem disk")
             .disk("[platform] shutdown reboot suspend test_resume")
-            .swap("/swapfile");
+            .swap("/dev/vda2");
         assert_eq!(answers(&root), vec![Support::Yes; 3]);
     }
 

@@ -4,6 +4,7 @@
 //! answers; a later one is asked only when an earlier one is unavailable. The suspend is
 //! then carried out by the backend that answered.
 
+mod hibernation;
 pub mod kernel;
 pub mod logind;
 pub mod pm_utils;

@@ -1,6 +1,9 @@
 """Fake kernel files and stand-in helper programs, for the C-ABI tests and the libvirtd
 suite (tests/libvirtd); their fixtures are imported into both suites' conftest."""
 
+import os
+import stat
+
 import pytest
 
 NOW = 1_800_000_000
@@ -22,11 +25,25 @@ class FakeRoot:
         return (self.path / relative).read_text()
 
     def host(self, states="freeze mem disk", disk_modes="[platform] shutdown reboot", swap=True):
+        """/sys/power with STATES and DISK_MODES, a wake-capable RTC and, with SWAP, a swap
+        partition the kernel can resume from: /dev/vda2 (a block device node 254:2, never
+        opened; making it needs root) active in /proc/swaps, named by /sys/power/resume,
+        with room for the image that /proc/meminfo's Active(anon) tells."""
         self.write("sys/power/state", states)
         self.write("sys/power/disk", disk_modes)
         if swap:
             self.write("proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n")
+            self.block_device("dev/vda2", 254, 2)
+            self.write("sys/power/resume", "254:2\n")
+            self.write("proc/meminfo", "MemTotal:        8000000 kB\nActive(anon):     102400 kB\n")
         return self.rtc()
+
+    def block_device(self, relative, major, minor):
+        node = self.path / relative
+        node.parent.mkdir(parents=True, exist_ok=True)
+        node.unlink(missing_ok=True)
+        os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+        return self
 
     def rtc(self):
         """Only a wake-up capable RTC reading NOW: no /sys/power, so the kernel backend
