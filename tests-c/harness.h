@@ -41,8 +41,8 @@ const char *root_read(const char *relative);
 void root_remove(const char *relative);
 
 /* A host as the library's tests know it: sleep states `states` ("freeze mem disk"),
- * hibernation modes `disk_modes`, a swap area that is the resume device with room for the image (or no swap at all), and a wake-capable RTC
- * reading HARNESS_NOW. */
+ * hibernation modes `disk_modes`, a swap area that is the resume device with room for the
+ * image (or no swap at all), and a wake-capable RTC reading HARNESS_NOW. */
 #define HARNESS_NOW 1800000000LL
 void root_host(const char *states, const char *disk_modes, bool swap);
 
