@@ -22,7 +22,7 @@
 //! a condition variable in between, and ends when the last handle to the node is dropped.
 //!
 //! fork(): a child inherits the state but not the worker thread. The first call in the
-//! child sees that the state was its parent's ([`Requests::pid`]): a request in progress
+//! child sees that the state was its parent's ([`Requests::process`]): a request in progress
 //! there is the parent's (the child closes its copy of the host lock without releasing
 //! it), and the child's own requests get a worker of their own. As for any multithreaded
 //! library, a fork while another thread is inside the library (holding its lock) leaves
@@ -35,7 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use nix::unistd::{getpid, Pid};
+use nix::unistd::getpid;
 use once_cell::sync::OnceCell;
 
 use crate::backend::kernel::Kernel;
@@ -216,8 +216,9 @@ struct Requests {
     /// not for one accepted after it.
     requests_over: u64,
     worker: Worker,
-    /// The process this state belongs to; a child forked from it finds another pid here.
-    pid: Pid,
+    /// The process this state belongs to (read once: its start time is in /proc); a child
+    /// forked from it finds another pid here.
+    process: Owner,
 }
 
 impl Requests {
@@ -225,14 +226,14 @@ impl Requests {
     /// is not carried out here (its worker is in the parent), so it is dropped, closing
     /// the child's copy of the host lock without releasing the parent's lock.
     #[cold]
-    fn forked(&mut self, pid: Pid) {
+    fn forked(&mut self) {
         let last = match mem::replace(&mut self.phase, Phase::Idle { last: None }) {
             Phase::Idle { last } => last,
             Phase::Pending(_) | Phase::Suspending(_) => None,
         };
         self.phase = Phase::Idle { last };
         self.worker = Worker::Absent;
-        self.pid = pid;
+        self.process = Owner::this_process();
     }
 }
 
@@ -252,9 +253,8 @@ impl Inner {
         // Every update of the request state is a single assignment, so the state is
         // consistent even if a holder panicked.
         let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        let pid = getpid();
-        if requests.pid != pid {
-            requests.forked(pid);
+        if requests.process.pid != getpid().as_raw() {
+            requests.forked();
         }
         requests
     }
@@ -318,7 +318,7 @@ impl NodeSuspend {
                 phase: Phase::Idle { last: None },
                 requests_over: 0,
                 worker: Worker::Absent,
-                pid: getpid(),
+                process: Owner::this_process(),
             }),
             changed: Condvar::new(),
         });
@@ -446,7 +446,7 @@ impl NodeSuspend {
 
         let job = Job {
             accepted: Accepted {
-                owner: Owner::this_process(),
+                owner: requests.process,
                 target,
                 backend: self.inner.backends[backend].kind(),
                 wakealarm: rtc.wakealarm_name(),
