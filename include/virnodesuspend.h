@@ -34,6 +34,89 @@ typedef enum {
 
 
 /**
+ * The states of the host's request (`virNodeSuspendInfo::state`).
+ */
+typedef enum virNodeSuspendState {
+  VIR_NODE_SUSPEND_STATE_IDLE = 0,
+  /**
+   * Accepted, the alarm armed; the suspend starts after the delay.
+   */
+  VIR_NODE_SUSPEND_STATE_PENDING = 1,
+  /**
+   * The backend has been asked to suspend the host; too late to abort.
+   */
+  VIR_NODE_SUSPEND_STATE_SUSPENDING = 2,
+} virNodeSuspendState;
+
+/**
+ * How the last request ended (`virNodeSuspendInfo::lastOutcome`).
+ */
+typedef enum virNodeSuspendOutcome {
+  /**
+   * No request has ended since the host booted.
+   */
+  VIR_NODE_SUSPEND_OUTCOME_NONE = 0,
+  /**
+   * The backend reported the host back from its sleep.
+   */
+  VIR_NODE_SUSPEND_OUTCOME_BACK = 1,
+  VIR_NODE_SUSPEND_OUTCOME_FAILED = 2,
+  /**
+   * Cancelled by `virNodeSuspendAbort` before the suspend started.
+   */
+  VIR_NODE_SUSPEND_OUTCOME_ABORTED = 3,
+  /**
+   * Its process ended before the request did.
+   */
+  VIR_NODE_SUSPEND_OUTCOME_ABANDONED = 4,
+} virNodeSuspendOutcome;
+
+/**
+ * The host's suspend request, whichever process made it, as `virNodeSuspendGetInfo` tells
+ * it. The fields about the request are -1 (`pid` 0, `backend` NULL) when it is idle.
+ */
+typedef struct virNodeSuspendInfo {
+  /**
+   * A `virNodeSuspendState`.
+   */
+  int state;
+  /**
+   * The request's `virNodeSuspendTarget`.
+   */
+  int target;
+  /**
+   * The process that made it, as its `getpid()`.
+   */
+  int pid;
+  /**
+   * The backend carrying it out: "logind", "pm-utils" or "kernel" (static strings).
+   */
+  const char *backend;
+  /**
+   * When it was accepted, in seconds since the epoch.
+   */
+  long long acceptedAt;
+  /**
+   * The wake-up armed: the value written to the RTC's `wakealarm` (RTC seconds since
+   * the epoch).
+   */
+  long long wakeAt;
+  /**
+   * How the last finished request ended: a `virNodeSuspendOutcome`.
+   */
+  int lastOutcome;
+  /**
+   * Its `virNodeSuspendTarget`; -1 when none ended.
+   */
+  int lastTarget;
+  /**
+   * Its error message; NULL when it ended with the host back, or none ended. Valid
+   * until the next `virNodeSuspendGetInfo` on the same thread.
+   */
+  const char *lastError;
+} virNodeSuspendInfo;
+
+/**
  * An error, laid out as libvirt's `virError` so that code written for one reads the other.
  * `conn`, `dom`, `str3` and `net` are always NULL.
  */
@@ -97,14 +180,17 @@ int virNodeSuspend(unsigned int target, unsigned long long duration, unsigned in
 int virNodeSuspendGetTargetMask(unsigned int *bitmask);
 
 /**
- * Waits until this process's suspend request is over, and tells how it ended: 0 when the
- * backend reported the host back from its sleep, -1 with the reason as error when the
- * suspend failed. Returns at once when no request is in progress, with the outcome of the
- * last one; -1 with an error when there was none.
+ * Waits until the host's suspend request in progress is over, whichever process on the
+ * host made it, and tells how it ended: 0 when the backend reported the host back from its
+ * sleep, -1 with the reason as error when the suspend failed (`VIR_ERR_OPERATION_ABORTED`,
+ * 78, when it was aborted). With no request in progress it returns at once: how this
+ * process's last request ended, or, when it made none, the host's last; -1 with an error
+ * when there was none.
  *
- * A request is carried out by a thread of this process after `virNodeSuspend` returned: a
- * program that would exit right after it (a command-line tool) waits here instead, or the
- * suspend never happens.
+ * A request is carried out by a thread of the process that made it, after
+ * `virNodeSuspend` returned: a program that would exit right after it (a command-line
+ * tool) waits here instead, or the suspend never happens. Another process waits without
+ * polling: the owner holds a lock for the life of its request.
  */
 int virNodeSuspendWait(void);
 
@@ -122,6 +208,34 @@ int virNodeSuspendWait(void);
  * `backend` is NULL (an error) or points to writable memory for a `const char *`.
  */
 int virNodeSuspendGetBackend(const char **backend);
+
+/**
+ * Fills `*info` with the host's suspend request (idle, pending or suspending), whichever
+ * process on the host made it, and how the last one ended. `flags` must be 0.
+ *
+ * It reads the host's request record only: no capability query, no kernel file. A
+ * request whose process has died is recorded as abandoned first.
+ *
+ * Returns 0 on success, -1 with an error set otherwise.
+ *
+ * # Safety
+ *
+ * `info` is NULL (an error) or points to writable memory for a `virNodeSuspendInfo`.
+ */
+int virNodeSuspendGetInfo(struct virNodeSuspendInfo *info, unsigned int flags);
+
+/**
+ * Cancels the host's pending suspend request, whichever process on the host made it:
+ * the suspend never starts, its wake-up alarm is disarmed (unless someone has set another
+ * since), the last outcome reads "aborted", and the owner's `virNodeSuspendWait` returns
+ * -1 with `VIR_ERR_OPERATION_ABORTED` (78). It has taken effect when it returns. Once the
+ * suspend has started it is too late, and with no request there is nothing to abort:
+ * both are `VIR_ERR_OPERATION_INVALID` (55), with a message that says which. `flags` must
+ * be 0.
+ *
+ * Returns 0 when the request was aborted, -1 with an error set otherwise.
+ */
+int virNodeSuspendAbort(unsigned int flags);
 
 /**
  * This thread's last error, or NULL when the last call succeeded. The error stays valid

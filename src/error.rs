@@ -32,11 +32,32 @@ pub enum ErrorCode {
     OperationInvalid = 55,
     ConfigUnsupported = 67,
     ArgumentUnsupported = 74,
+    OperationAborted = 78,
     OperationUnsupported = 84,
     DbusService = 89,
 }
 
 impl ErrorCode {
+    const ALL: [ErrorCode; 10] = [
+        ErrorCode::InternalError,
+        ErrorCode::InvalidArg,
+        ErrorCode::OperationFailed,
+        ErrorCode::SystemError,
+        ErrorCode::OperationInvalid,
+        ErrorCode::ConfigUnsupported,
+        ErrorCode::ArgumentUnsupported,
+        ErrorCode::OperationAborted,
+        ErrorCode::OperationUnsupported,
+        ErrorCode::DbusService,
+    ];
+
+    /// The code with this `virErrorNumber`, if this library raises it.
+    pub fn from_number(number: i32) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| *code as i32 == number)
+    }
+
     /// libvirt's `virErrorMsg()` text for the code when it is given an info string.
     fn prefix_format(self) -> &'static str {
         match self {
@@ -47,6 +68,7 @@ impl ErrorCode {
             ErrorCode::OperationInvalid => "Requested operation is not valid: %s",
             ErrorCode::ConfigUnsupported => "unsupported configuration: %s",
             ErrorCode::ArgumentUnsupported => "argument unsupported: %s",
+            ErrorCode::OperationAborted => "operation aborted: %s",
             ErrorCode::OperationUnsupported => "Operation not supported: %s",
             ErrorCode::DbusService => "error from service: %s",
         }
@@ -170,6 +192,28 @@ impl Error {
 }
 
 impl Error {
+    /// An error as another process recorded it: its code, domain and whole message (the
+    /// rest of libvirt's fields are not recorded; they read as for a message without
+    /// prefix).
+    #[cold]
+    #[track_caller]
+    pub fn recorded(
+        code: ErrorCode,
+        domain: i32,
+        function: &'static str,
+        message: String,
+    ) -> Error {
+        Error::raw(
+            code,
+            function,
+            message.clone(),
+            "%s".to_owned(),
+            message,
+            (-1, -1),
+        )
+        .in_domain(domain)
+    }
+
     /// The same error, reported under `domain`.
     pub fn in_domain(mut self, domain: i32) -> Error {
         self.0.domain = domain;

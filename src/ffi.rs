@@ -4,7 +4,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr, CString, OsString};
+use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong, c_void, CStr, CString, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -14,8 +14,9 @@ use once_cell::sync::OnceCell;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result, LEVEL_ERROR};
+use crate::host::{Ending, Phase, Record};
 use crate::libvirt;
-use crate::node::{check_flags, NodeSuspend};
+use crate::node::{check_flags, check_flags_of, NodeSuspend};
 
 /// An error, laid out as libvirt's `virError` so that code written for one reads the other.
 /// `conn`, `dom`, `str3` and `net` are always NULL.
@@ -247,12 +248,17 @@ pub unsafe extern "C" fn virNodeSuspendGetTargetMask(bitmask: *mut c_uint) -> c_
             return 0;
         }
     }
-    target_mask_call(bitmask)
+    // SAFETY: the caller's promise about `bitmask`, passed on.
+    unsafe { target_mask_call(bitmask) }
 }
 
 /// `virNodeSuspendGetTargetMask` behind the boundary: the first call, and every error.
+///
+/// # Safety
+///
+/// As `virNodeSuspendGetTargetMask`.
 #[inline(never)]
-fn target_mask_call(bitmask: *mut c_uint) -> c_int {
+unsafe fn target_mask_call(bitmask: *mut c_uint) -> c_int {
     api_call("virNodeSuspendGetTargetMask", || {
         if bitmask.is_null() {
             return Err(Error::null_argument(
@@ -269,19 +275,22 @@ fn target_mask_call(bitmask: *mut c_uint) -> c_int {
     })
 }
 
-/// Waits until this process's suspend request is over, and tells how it ended: 0 when the
-/// backend reported the host back from its sleep, -1 with the reason as error when the
-/// suspend failed. Returns at once when no request is in progress, with the outcome of the
-/// last one; -1 with an error when there was none.
+/// Waits until the host's suspend request in progress is over, whichever process on the
+/// host made it, and tells how it ended: 0 when the backend reported the host back from its
+/// sleep, -1 with the reason as error when the suspend failed (`VIR_ERR_OPERATION_ABORTED`,
+/// 78, when it was aborted). With no request in progress it returns at once: how this
+/// process's last request ended, or, when it made none, the host's last; -1 with an error
+/// when there was none.
 ///
-/// A request is carried out by a thread of this process after `virNodeSuspend` returned: a
-/// program that would exit right after it (a command-line tool) waits here instead, or the
-/// suspend never happens.
+/// A request is carried out by a thread of the process that made it, after
+/// `virNodeSuspend` returned: a program that would exit right after it (a command-line
+/// tool) waits here instead, or the suspend never happens. Another process waits without
+/// polling: the owner holds a lock for the life of its request.
 #[no_mangle]
 pub extern "C" fn virNodeSuspendWait() -> c_int {
     const FUNCTION: &str = "virNodeSuspendWait";
-    api_call(FUNCTION, || match node()?.wait_until_over() {
-        Some(outcome) => outcome.result,
+    api_call(FUNCTION, || match node()?.wait() {
+        Some(result) => result,
         None => Err(Error::new(
             ErrorCode::OperationInvalid,
             FUNCTION,
@@ -315,6 +324,146 @@ pub unsafe extern "C" fn virNodeSuspendGetBackend(backend: *mut *const c_char) -
         // SAFETY: non-NULL, and the caller promises it points to a `const char *`.
         unsafe { *backend = name };
         Ok(())
+    })
+}
+
+/// The states of the host's request (`virNodeSuspendInfo::state`).
+#[repr(C)]
+pub enum virNodeSuspendState {
+    VIR_NODE_SUSPEND_STATE_IDLE = 0,
+    /// Accepted, the alarm armed; the suspend starts after the delay.
+    VIR_NODE_SUSPEND_STATE_PENDING = 1,
+    /// The backend has been asked to suspend the host; too late to abort.
+    VIR_NODE_SUSPEND_STATE_SUSPENDING = 2,
+}
+
+/// How the last request ended (`virNodeSuspendInfo::lastOutcome`).
+#[repr(C)]
+pub enum virNodeSuspendOutcome {
+    /// No request has ended since the host booted.
+    VIR_NODE_SUSPEND_OUTCOME_NONE = 0,
+    /// The backend reported the host back from its sleep.
+    VIR_NODE_SUSPEND_OUTCOME_BACK = 1,
+    VIR_NODE_SUSPEND_OUTCOME_FAILED = 2,
+    /// Cancelled by `virNodeSuspendAbort` before the suspend started.
+    VIR_NODE_SUSPEND_OUTCOME_ABORTED = 3,
+    /// Its process ended before the request did.
+    VIR_NODE_SUSPEND_OUTCOME_ABANDONED = 4,
+}
+
+/// The host's suspend request, whichever process made it, as `virNodeSuspendGetInfo` tells
+/// it. The fields about the request are -1 (`pid` 0, `backend` NULL) when it is idle.
+#[repr(C)]
+pub struct virNodeSuspendInfo {
+    /// A `virNodeSuspendState`.
+    pub state: c_int,
+    /// The request's `virNodeSuspendTarget`.
+    pub target: c_int,
+    /// The process that made it, as its `getpid()`.
+    pub pid: c_int,
+    /// The backend carrying it out: "logind", "pm-utils" or "kernel" (static strings).
+    pub backend: *const c_char,
+    /// When it was accepted, in seconds since the epoch.
+    pub acceptedAt: c_longlong,
+    /// The wake-up armed: the value written to the RTC's `wakealarm` (RTC seconds since
+    /// the epoch).
+    pub wakeAt: c_longlong,
+    /// How the last finished request ended: a `virNodeSuspendOutcome`.
+    pub lastOutcome: c_int,
+    /// Its `virNodeSuspendTarget`; -1 when none ended.
+    pub lastTarget: c_int,
+    /// Its error message; NULL when it ended with the host back, or none ended. Valid
+    /// until the next `virNodeSuspendGetInfo` on the same thread.
+    pub lastError: *const c_char,
+}
+
+thread_local! {
+    /// The text `virNodeSuspendInfo::lastError` points to, kept until the thread's next
+    /// `virNodeSuspendGetInfo`.
+    static INFO_ERROR: Cell<Option<CString>> = const { Cell::new(None) };
+}
+
+/// Fills `*info` with the host's suspend request (idle, pending or suspending), whichever
+/// process on the host made it, and how the last one ended. `flags` must be 0.
+///
+/// It reads the host's request record only: no capability query, no kernel file. A
+/// request whose process has died is recorded as abandoned first.
+///
+/// Returns 0 on success, -1 with an error set otherwise.
+///
+/// # Safety
+///
+/// `info` is NULL (an error) or points to writable memory for a `virNodeSuspendInfo`.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeSuspendGetInfo(
+    info: *mut virNodeSuspendInfo,
+    flags: c_uint,
+) -> c_int {
+    const FUNCTION: &str = "virNodeSuspendGetInfo";
+    api_call(FUNCTION, || {
+        check_flags_of(FUNCTION, flags)?;
+        if info.is_null() {
+            return Err(Error::null_argument(FUNCTION, "info"));
+        }
+        let filled = info_of(&node()?.info(flags)?);
+        // SAFETY: non-NULL, and the caller promises it points to a virNodeSuspendInfo.
+        unsafe { info.write(filled) };
+        Ok(())
+    })
+}
+
+/// The C view of `record`; its error text is kept in [`INFO_ERROR`].
+fn info_of(record: &Record) -> virNodeSuspendInfo {
+    use virNodeSuspendOutcome::*;
+    use virNodeSuspendState::*;
+    let (state, accepted) = match &record.phase {
+        Phase::Idle => (VIR_NODE_SUSPEND_STATE_IDLE, None),
+        Phase::Pending(accepted) => (VIR_NODE_SUSPEND_STATE_PENDING, Some(accepted)),
+        Phase::Suspending(accepted) => (VIR_NODE_SUSPEND_STATE_SUSPENDING, Some(accepted)),
+    };
+    let error = record
+        .last
+        .as_ref()
+        .and_then(|last| last.error.as_ref())
+        .map(|error| libvirt::c_text(&error.message));
+    let last_error = error.as_ref().map_or(ptr::null(), |text| text.as_ptr());
+    // The CString's buffer does not move when the CString does.
+    let _ = INFO_ERROR.try_with(|cell| cell.set(error));
+    let epoch = |seconds: u64| c_longlong::try_from(seconds).unwrap_or(c_longlong::MAX);
+    virNodeSuspendInfo {
+        state: state as c_int,
+        target: accepted.map_or(-1, |a| a.target as c_int),
+        pid: accepted.map_or(0, |a| a.owner.pid),
+        backend: accepted.map_or(ptr::null(), |a| a.backend.c_name().as_ptr()),
+        acceptedAt: accepted.map_or(-1, |a| epoch(a.accepted_at)),
+        wakeAt: accepted.map_or(-1, |a| epoch(a.wake_at)),
+        lastOutcome: match record.last.as_ref().map(|last| last.ending) {
+            None => VIR_NODE_SUSPEND_OUTCOME_NONE,
+            Some(Ending::Back) => VIR_NODE_SUSPEND_OUTCOME_BACK,
+            Some(Ending::Failed) => VIR_NODE_SUSPEND_OUTCOME_FAILED,
+            Some(Ending::Aborted) => VIR_NODE_SUSPEND_OUTCOME_ABORTED,
+            Some(Ending::Abandoned) => VIR_NODE_SUSPEND_OUTCOME_ABANDONED,
+        } as c_int,
+        lastTarget: record.last.as_ref().map_or(-1, |last| last.target as c_int),
+        lastError: last_error,
+    }
+}
+
+/// Cancels the host's pending suspend request, whichever process on the host made it:
+/// the suspend never starts, its wake-up alarm is disarmed (unless someone has set another
+/// since), the last outcome reads "aborted", and the owner's `virNodeSuspendWait` returns
+/// -1 with `VIR_ERR_OPERATION_ABORTED` (78). It has taken effect when it returns. Once the
+/// suspend has started it is too late, and with no request there is nothing to abort:
+/// both are `VIR_ERR_OPERATION_INVALID` (55), with a message that says which. `flags` must
+/// be 0.
+///
+/// Returns 0 when the request was aborted, -1 with an error set otherwise.
+#[no_mangle]
+pub extern "C" fn virNodeSuspendAbort(flags: c_uint) -> c_int {
+    const FUNCTION: &str = "virNodeSuspendAbort";
+    api_call(FUNCTION, || {
+        check_flags_of(FUNCTION, flags)?;
+        node()?.abort(flags)
     })
 }
 

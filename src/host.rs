@@ -4,32 +4,35 @@
 //! Its files are in `run/virnodesuspend/` under the root (`/run`: a tmpfs, gone at reboot
 //! as a request is):
 //!
-//! - `lock`: the owner of a request holds an exclusive `flock` on it for the life of the
-//!   request, pending and suspending. Taking it without waiting is how a request is
-//!   accepted; finding it free while the record says a request is in progress is how an
-//!   owner that died is recognised (the kernel drops the lock with the process).
-//! - `guard`: held (exclusive, waiting for it) for a few file operations at a time, by
-//!   whoever reads the record to change it: a request being accepted, an abandoned one
-//!   being settled, the owner recording a new phase. So a process that only looks for an
-//!   abandoned request (taking `lock` for a moment) never makes another's request look
-//!   "in progress": the request waits for the guard, then finds `lock` free.
+//! - `guard`: an exclusive `flock` held for a few file operations at a time by whoever
+//!   reads the record to change it (a request being accepted, aborted or settled, the
+//!   owner recording a new phase), so that each change is one step for the whole host.
 //! - `request`: the record, written under the guard, each time whole (a new file renamed
 //!   over the old), so a reader without the guard always reads one version.
+//! - `lock.PID.START.N`: the lock of one request, made for it (its name is in the record)
+//!   and removed when it ends. The owner holds an exclusive `flock` on it for the life of
+//!   the request; a waiter blocks on it, shared. A fresh file per request because fork()
+//!   copies the owner's descriptor into its children: a child that outlives its parent
+//!   keeps that request's lock taken, but no later request uses the file.
 //!
-//! Both lock files are 0600: whoever can open one could hold it for good.
+//! A request is in progress while the record says so, its lock is taken, and its owner
+//! may be alive (the lock may be held only by a child of an owner that died). Otherwise
+//! the owner is gone and the request abandoned.
 //!
-//! The record is text, one `key=value` per line; values are escaped so that each stays on
-//! its line.
+//! The lock files are 0600: whoever can open one could hold it for good. The record is
+//! text, one `key=value` per line; values are escaped so that each stays on its line.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
+use nix::fcntl::FlockArg;
 use nix::unistd::{getpid, Pid};
 
 use crate::config::BackendKind;
@@ -37,12 +40,16 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::sysfs;
 use crate::target::Target;
 
-/// The process that made a request: its pid, and its start time (clock ticks after boot,
-/// `/proc/PID/stat` field 22), so that a reused pid is not taken for the owner.
+const FUNCTION: &str = "virNodeSuspend";
+
+/// The process that made a request: its pid; its start time (clock ticks after boot,
+/// `/proc/PID/stat` field 22), so that a reused pid is not taken for the owner; and its pid
+/// namespace (the inode of `/proc/PID/ns/pid`), within which alone its pid means it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
     pub pid: i32,
     pub start_time: u64,
+    pub pid_namespace: u64,
 }
 
 impl Owner {
@@ -52,7 +59,14 @@ impl Owner {
         Owner {
             pid,
             start_time: start_time(pid).unwrap_or(0),
+            pid_namespace: pid_namespace().unwrap_or(0),
         }
+    }
+
+    /// Whether the process may still run. One of another pid namespace may: its pid says
+    /// nothing here.
+    pub fn may_be_alive(&self) -> bool {
+        pid_namespace() != Some(self.pid_namespace) || start_time(self.pid) == Some(self.start_time)
     }
 }
 
@@ -65,6 +79,12 @@ fn start_time(pid: i32) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// This process's pid namespace: the inode of `/proc/self/ns/pid` (namespaces(7)).
+fn pid_namespace() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
 /// An accepted request, as the record tells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -72,11 +92,13 @@ pub struct Accepted {
     pub target: Target,
     pub backend: BackendKind,
     /// The alarm armed for it: the `wakealarm` file, relative to the root, and the value
-    /// written there.
+    /// it holds once armed.
     pub wakealarm: String,
     pub wake_at: u64,
     /// When it was accepted, in seconds since the epoch (the system clock).
     pub accepted_at: u64,
+    /// The name of its lock file.
+    pub lock: String,
 }
 
 /// The phase of the host's request.
@@ -88,6 +110,16 @@ pub enum Phase {
     Pending(Accepted),
     /// The backend has been asked to suspend the host.
     Suspending(Accepted),
+}
+
+impl Phase {
+    /// The request in progress, if the record holds one.
+    pub fn accepted(&self) -> Option<&Accepted> {
+        match self {
+            Phase::Idle => None,
+            Phase::Pending(accepted) | Phase::Suspending(accepted) => Some(accepted),
+        }
+    }
 }
 
 /// How a request ended.
@@ -125,8 +157,35 @@ impl Ending {
 pub struct Ended {
     pub ending: Ending,
     pub target: Target,
-    /// The error's message; `None` when the host came back.
-    pub error: Option<String>,
+    /// Why it did not end with the host back; `None` when it did.
+    pub error: Option<RecordedError>,
+}
+
+/// An error as the record keeps it: enough for a process that waited for another's
+/// request to report it as the owner did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedError {
+    pub code: ErrorCode,
+    /// A `virErrorDomain`.
+    pub domain: i32,
+    pub message: String,
+}
+
+impl From<&Error> for RecordedError {
+    fn from(error: &Error) -> RecordedError {
+        RecordedError {
+            code: error.code,
+            domain: error.domain,
+            message: error.message.clone(),
+        }
+    }
+}
+
+impl RecordedError {
+    /// The error again, as raised by `function` of the process that reads it.
+    pub fn to_error(&self, function: &'static str) -> Error {
+        Error::recorded(self.code, self.domain, function, self.message.clone())
+    }
 }
 
 /// The record: the host's request now, and how the last one ended.
@@ -147,17 +206,21 @@ impl fmt::Display for Record {
         if let Some(a) = accepted {
             writeln!(f, "pid={}", a.owner.pid)?;
             writeln!(f, "start_time={}", a.owner.start_time)?;
+            writeln!(f, "pid_namespace={}", a.owner.pid_namespace)?;
             writeln!(f, "target={}", a.target.name())?;
             writeln!(f, "backend={}", a.backend.name())?;
             writeln!(f, "wakealarm={}", escape(&a.wakealarm))?;
             writeln!(f, "wake_at={}", a.wake_at)?;
+            writeln!(f, "lock={}", a.lock)?;
             writeln!(f, "accepted_at={}", a.accepted_at)?;
         }
         if let Some(last) = &self.last {
             writeln!(f, "last_outcome={}", last.ending.name())?;
             writeln!(f, "last_target={}", last.target.name())?;
             if let Some(error) = &last.error {
-                writeln!(f, "last_error={}", escape(error))?;
+                writeln!(f, "last_error={}", escape(&error.message))?;
+                writeln!(f, "last_code={}", error.code as i32)?;
+                writeln!(f, "last_domain={}", error.domain)?;
             }
         }
         Ok(())
@@ -190,7 +253,7 @@ fn unescape(value: &str) -> String {
 }
 
 impl Record {
-    /// Parses the record's text; `None` names the first key missing or malformed.
+    /// Parses the record's text; the error names the first key missing or malformed.
     fn parse(text: &str) -> std::result::Result<Record, String> {
         let values: Vec<(&str, &str)> = text
             .lines()
@@ -216,10 +279,12 @@ impl Record {
                 owner: Owner {
                     pid: i32::try_from(number("pid")?).map_err(|_| "pid is out of range")?,
                     start_time: number("start_time")?,
+                    pid_namespace: number("pid_namespace")?,
                 },
                 target: target("target")?,
                 backend: BackendKind::named(value("backend")?).ok_or("backend is unknown")?,
                 wakealarm: unescape(value("wakealarm")?),
+                lock: lock_name(value("lock")?).ok_or("lock is not a lock file's name")?,
                 wake_at: number("wake_at")?,
                 accepted_at: number("accepted_at")?,
             })
@@ -238,11 +303,30 @@ impl Record {
                     .find(|e| e.name() == name)
                     .ok_or("last_outcome is unknown")?,
                 target: target("last_target")?,
-                error: value("last_error").ok().map(unescape),
+                error: match value("last_error") {
+                    Err(_) => None,
+                    Ok(message) => Some(RecordedError {
+                        code: i32::try_from(number("last_code")?)
+                            .ok()
+                            .and_then(ErrorCode::from_number)
+                            .ok_or("last_code is unknown")?,
+                        domain: i32::try_from(number("last_domain")?)
+                            .map_err(|_| "last_domain is out of range")?,
+                        message: unescape(message),
+                    }),
+                },
             }),
         };
         Ok(Record { phase, last })
     }
+}
+
+/// `name` if it is a request lock's file name (`lock.` and digits and dots): a record
+/// never makes the library open anything else.
+fn lock_name(name: &str) -> Option<String> {
+    let tail = name.strip_prefix("lock.")?;
+    (!tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+        .then(|| name.to_owned())
 }
 
 /// The host's request files under one root.
@@ -251,10 +335,10 @@ pub struct HostRequest {
     dir: PathBuf,
 }
 
-/// The exclusive lock on the host's request. Dropped, it is released, but only by the
-/// process that took it: a child forked meanwhile shares the lock's open file description,
-/// and releasing it there would release the parent's lock too; the child only closes its
-/// copy. (nix's `Flock` always releases on drop, hence the plain `flock` call.)
+/// An exclusive or shared `flock`. Dropped, it is released, but only by the process that
+/// took it: a child forked meanwhile shares the lock's open file description, and
+/// releasing it there would release the parent's lock too; the child only closes its copy.
+/// (nix's `Flock` always releases on drop, hence the plain `flock` call.)
 #[derive(Debug)]
 pub struct HostLock {
     file: File,
@@ -267,18 +351,34 @@ impl Drop for HostLock {
             // Closing the file releases the lock as well when no child shares it; the
             // explicit release covers children that do.
             #[allow(deprecated)]
-            let _ = nix::fcntl::flock(self.file.as_raw_fd(), nix::fcntl::FlockArg::Unlock);
+            let _ = nix::fcntl::flock(self.file.as_raw_fd(), FlockArg::Unlock);
         }
     }
 }
 
-const FUNCTION: &str = "virNodeSuspend";
+/// What the record's request is now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// No request in progress.
+    Idle,
+    /// Its owner holds its lock.
+    Owned,
+    /// Its owner is gone: the request is abandoned.
+    Gone,
+}
 
-/// The guard held: reading the record, changing it and taking the owner's lock are one
+/// The guard held: reading the record, changing it and taking a request's lock are one
 /// step for every process on the host.
 pub struct Guard<'a> {
     host: &'a HostRequest,
     _held: HostLock,
+}
+
+/// Whether an error means this process may not take part in the host's request (an
+/// unprivileged caller, a read-only `/run`).
+pub fn is_not_permitted(error: &Error) -> bool {
+    error.code == ErrorCode::SystemError
+        && [libc::EACCES, libc::EPERM, libc::EROFS].contains(&error.int1)
 }
 
 impl HostRequest {
@@ -292,33 +392,51 @@ impl HostRequest {
         self.dir.join("request")
     }
 
-    /// Takes the guard, waiting for it (nobody holds it longer than a few file operations).
-    /// The directory and the lock files are made when missing (only root can, in `/run`).
+    /// Takes the guard, waiting for it (it is held for a few file operations at a time).
+    /// The directory and the guard file are made when missing (only root can, in `/run`).
     pub fn guard(&self) -> Result<Guard<'_>> {
-        if let Err(e) = DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&self.dir)
-        {
-            return Err(Error::system(
-                FUNCTION,
-                &e,
-                format!("Unable to create '{}'", self.dir.display()),
-            ));
+        if !self.dir.is_dir() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&self.dir)
+                // The mode asked for, whatever the process's umask: every process on the
+                // host reads the record.
+                .and_then(|()| fs::set_permissions(&self.dir, Permissions::from_mode(0o755)))
+                .map_err(|e| {
+                    Error::system(
+                        FUNCTION,
+                        &e,
+                        format!("Unable to create '{}'", self.dir.display()),
+                    )
+                })?;
         }
-        let held = lock(&self.dir.join("guard"), Wait::Yes)?.expect("a waiting lock is taken");
+        let held = lock(&self.dir.join("guard"), FlockArg::LockExclusive, true)?
+            .expect("a lock waited for is taken");
         Ok(Guard {
             host: self,
             _held: held,
         })
     }
 
-    /// Replaces the record for `_owner`, the holder of the request's lock.
-    pub fn record(&self, _owner: &HostLock, record: &Record) -> Result<()> {
-        self.guard()?.write(record)
+    /// Takes the guard if it exists and is free now: for a look at an abandoned request,
+    /// which must never wait (a process frozen with the guard would hang every first call)
+    /// nor create anything.
+    fn try_guard(&self) -> Result<Option<Guard<'_>>> {
+        let path = self.dir.join("guard");
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(
+            lock(&path, FlockArg::LockExclusiveNonblock, false)?.map(|held| Guard {
+                host: self,
+                _held: held,
+            }),
+        )
     }
 
-    /// The record as it is now (see [`Guard::read`]).
+    /// The record as it is now; an empty one when there is none. A record that cannot be
+    /// parsed reads as no request and no outcome: it is replaced at the next write.
     pub fn read(&self) -> Result<Record> {
         let path = self.record_path();
         match sysfs::read_optional(&path, FUNCTION)? {
@@ -327,16 +445,25 @@ impl HostRequest {
         }
     }
 
-    /// Looks for a request whose owner is gone, and settles it with `settle` (under the
-    /// guard). Nothing is created: a host that never had a request has nothing to settle.
-    pub fn settle_abandoned(&self, settle: impl FnOnce(&Guard, Record)) -> Result<()> {
-        if !self.dir.join("guard").exists() {
+    /// Returns once `accepted`'s owner no longer holds its lock: its request is over and
+    /// recorded, or its process died. No polling: the kernel wakes the waiter. (Should the
+    /// owner die leaving a forked child with a copy of the lock, that is when the child
+    /// ends or execs.)
+    pub fn wait_while_owned(&self, accepted: &Accepted) -> Result<()> {
+        let path = self.dir.join(&accepted.lock);
+        if !path.exists() {
             return Ok(());
         }
-        let guard = self.guard()?;
-        if guard.try_own()?.is_some() {
+        // Released at once: the lock is only the owner's to hold.
+        lock(&path, FlockArg::LockShared, false).map(drop)
+    }
+
+    /// Looks for a request whose owner is gone, and settles it with `settle` (under the
+    /// guard). Nothing is created, and nothing waited for.
+    pub fn settle_abandoned(&self, settle: impl FnOnce(&Guard, Record)) -> Result<()> {
+        if let Some(guard) = self.try_guard()? {
             let record = guard.read()?;
-            if record.phase != Phase::Idle {
+            if guard.liveness(&record)? == Liveness::Gone {
                 settle(&guard, record);
             }
         }
@@ -345,16 +472,54 @@ impl HostRequest {
 }
 
 impl Guard<'_> {
-    /// Takes the request's lock if no process holds it: `None` when a request is in
-    /// progress.
-    pub fn try_own(&self) -> Result<Option<HostLock>> {
-        lock(&self.host.dir.join("lock"), Wait::No)
-    }
-
-    /// The record; an empty one when there is none. A record that cannot be parsed reads
-    /// as no request and no outcome: it is replaced at the next write.
     pub fn read(&self) -> Result<Record> {
         self.host.read()
+    }
+
+    /// Whether `record`'s request is in progress, or abandoned.
+    pub fn liveness(&self, record: &Record) -> Result<Liveness> {
+        let Some(accepted) = record.phase.accepted() else {
+            return Ok(Liveness::Idle);
+        };
+        let path = self.host.dir.join(&accepted.lock);
+        if !path.exists() {
+            return Ok(Liveness::Gone);
+        }
+        Ok(match lock(&path, FlockArg::LockExclusiveNonblock, false)? {
+            Some(_free) => Liveness::Gone,
+            // Taken, but perhaps only by a child of an owner that died.
+            None if accepted.owner.may_be_alive() => Liveness::Owned,
+            None => Liveness::Gone,
+        })
+    }
+
+    /// Makes and takes the lock of a new request of `owner`.
+    pub fn new_lock(&self, owner: &Owner) -> Result<(HostLock, String)> {
+        static REQUESTS: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "lock.{}.{}.{}",
+            owner.pid,
+            owner.start_time,
+            REQUESTS.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = self.host.dir.join(&name);
+        // One of the same name is a leftover: of a process with the same pid and start
+        // time in another boot's /run, or one this process could not remove.
+        let _ = fs::remove_file(&path);
+        let held = lock(&path, FlockArg::LockExclusiveNonblock, true)?.ok_or_else(|| {
+            Error::system(
+                FUNCTION,
+                &io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+                format!("Unable to lock '{}'", path.display()),
+            )
+        })?;
+        Ok((held, name))
+    }
+
+    /// Removes the lock file of a request that is over (whoever still holds it open keeps
+    /// only a file no request uses).
+    pub fn remove_lock(&self, accepted: &Accepted) {
+        let _ = fs::remove_file(self.host.dir.join(&accepted.lock));
     }
 
     /// Replaces the record.
@@ -365,10 +530,13 @@ impl Guard<'_> {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o644)
             .custom_flags(libc::O_CLOEXEC)
             .open(&new)
-            .and_then(|mut file| file.write_all(record.to_string().as_bytes()))
+            .and_then(|mut file| {
+                // Readable by every process on the host, whatever the writer's umask.
+                file.set_permissions(Permissions::from_mode(0o644))?;
+                file.write_all(record.to_string().as_bytes())
+            })
             .and_then(|()| fs::rename(&new, &path));
         written.map_err(|e| {
             let _ = fs::remove_file(&new);
@@ -381,27 +549,17 @@ impl Guard<'_> {
     }
 }
 
-#[derive(PartialEq, Eq)]
-enum Wait {
-    Yes,
-    No,
-}
-
-/// An exclusive `flock` on `path` (created 0600 when missing); `None` when another open
-/// file description holds it and `wait` is `No`.
-fn lock(path: &Path, wait: Wait) -> Result<Option<HostLock>> {
+/// A `flock` on `path` (created 0600 when `create` and missing); `None` when another open
+/// file description holds it and `how` does not wait.
+fn lock(path: &Path, how: FlockArg, create: bool) -> Result<Option<HostLock>> {
     let file = OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
+        .write(create)
+        .create(create)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| Error::system(FUNCTION, &e, format!("Unable to open '{}'", path.display())))?;
-    let how = match wait {
-        Wait::Yes => nix::fcntl::FlockArg::LockExclusive,
-        Wait::No => nix::fcntl::FlockArg::LockExclusiveNonblock,
-    };
     loop {
         #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
         match nix::fcntl::flock(file.as_raw_fd(), how) {
@@ -411,7 +569,7 @@ fn lock(path: &Path, wait: Wait) -> Result<Option<HostLock>> {
                     holder: getpid(),
                 }))
             }
-            Err(Errno::EWOULDBLOCK) if wait == Wait::No => return Ok(None),
+            Err(Errno::EWOULDBLOCK) => return Ok(None),
             Err(Errno::EINTR) => continue,
             Err(errno) => {
                 return Err(Error::system(
@@ -451,12 +609,14 @@ mod tests {
             owner: Owner {
                 pid: 42,
                 start_time: 7,
+                pid_namespace: 4026531836,
             },
             target: Target::Hybrid,
             backend: BackendKind::PmUtils,
             wakealarm: "sys/class/rtc/rtc0/wakealarm".into(),
             wake_at: 1_800_000_061,
             accepted_at: 1_799_999_990,
+            lock: "lock.42.7.0".into(),
         }
     }
 
@@ -469,7 +629,11 @@ mod tests {
                 last: Some(Ended {
                     ending: Ending::Failed,
                     target: Target::Mem,
-                    error: Some("line one\nline \\two".into()),
+                    error: Some(RecordedError {
+                        code: ErrorCode::DbusService,
+                        domain: 47,
+                        message: "line one\nline \\two".into(),
+                    }),
                 }),
             },
             Record {
@@ -495,23 +659,72 @@ mod tests {
         );
     }
 
-    #[test]
-    fn lock_is_taken_once_per_host() {
-        let root = FakeRoot::new();
-        let host = HostRequest::new(root.path());
-        let held = host.guard().unwrap().try_own().unwrap().expect("free");
-        // Another open file description, as another process has: refused.
-        assert!(host.guard().unwrap().try_own().unwrap().is_none());
-        drop(held);
-        assert!(host.guard().unwrap().try_own().unwrap().is_some());
+    /// The record of a request of this process, with its lock taken.
+    fn owned(host: &HostRequest) -> (HostLock, Record) {
+        let guard = host.guard().unwrap();
+        let owner = Owner::this_process();
+        let (lock, name) = guard.new_lock(&owner).unwrap();
+        let record = Record {
+            phase: Phase::Pending(Accepted {
+                owner,
+                lock: name,
+                ..accepted()
+            }),
+            last: None,
+        };
+        guard.write(&record).unwrap();
+        (lock, record)
     }
 
     #[test]
-    fn record_files_are_private_to_root_but_the_record_is_readable() {
-        use std::os::unix::fs::PermissionsExt;
+    fn request_is_owned_while_its_lock_is_held() {
         let root = FakeRoot::new();
         let host = HostRequest::new(root.path());
-        host.guard().unwrap().write(&Record::default()).unwrap();
+        let (lock, record) = owned(&host);
+        // Looked at through another open file description, as another process does.
+        assert_eq!(host.guard().unwrap().liveness(&record), Ok(Liveness::Owned));
+        drop(lock);
+        assert_eq!(host.guard().unwrap().liveness(&record), Ok(Liveness::Gone));
+        assert_eq!(
+            host.guard().unwrap().liveness(&Record::default()),
+            Ok(Liveness::Idle)
+        );
+    }
+
+    #[test]
+    fn lock_held_only_for_an_owner_that_is_gone_is_abandoned() {
+        let root = FakeRoot::new();
+        let host = HostRequest::new(root.path());
+        let (_lock, mut record) = owned(&host);
+        // As a child forked by an owner that has died holds its copy of the lock.
+        if let Phase::Pending(accepted) = &mut record.phase {
+            accepted.owner.start_time += 1;
+        }
+        assert_eq!(host.guard().unwrap().liveness(&record), Ok(Liveness::Gone));
+        // An owner of another pid namespace may be alive: its pid says nothing here.
+        if let Phase::Pending(accepted) = &mut record.phase {
+            accepted.owner.pid_namespace += 1;
+        }
+        assert_eq!(host.guard().unwrap().liveness(&record), Ok(Liveness::Owned));
+    }
+
+    #[test]
+    fn record_names_no_file_but_a_lock_file() {
+        for bad in ["../../etc/passwd", "lock.", "lock.1/2", "guard", "lock.1.x"] {
+            assert_eq!(lock_name(bad), None, "{bad}");
+        }
+        assert_eq!(lock_name("lock.1.2.3").as_deref(), Some("lock.1.2.3"));
+    }
+
+    #[test]
+    fn record_files_are_private_to_root_but_the_record_is_readable_whatever_the_umask() {
+        let root = FakeRoot::new();
+        let host = HostRequest::new(root.path());
+        // SAFETY: umask only changes this process's creation mask; restored below.
+        let umask = unsafe { libc::umask(0o077) };
+        let (_lock, record) = owned(&host);
+        // SAFETY: as above.
+        unsafe { libc::umask(umask) };
         let mode = |name: &str| {
             fs::metadata(root.path().join("run/virnodesuspend").join(name))
                 .unwrap()
@@ -519,10 +732,10 @@ mod tests {
                 .mode()
                 & 0o777
         };
-        host.guard().unwrap().try_own().unwrap();
+        let lock = &record.phase.accepted().unwrap().lock;
         assert_eq!(
-            (mode("guard"), mode("lock"), mode("request")),
-            (0o600, 0o600, 0o644)
+            (mode(""), mode("guard"), mode(lock), mode("request")),
+            (0o755, 0o600, 0o600, 0o644)
         );
     }
 

@@ -45,13 +45,20 @@ use crate::backend::{since_boot, Backend, Probe, Support, Unsupported};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
 use crate::host::{
-    self, already_in_progress, Accepted, Ended, Ending, Guard, HostLock, HostRequest, Owner, Record,
+    self, already_in_progress, Accepted, Ended, Ending, Guard, HostLock, HostRequest, Liveness,
+    Owner, Record, RecordedError,
 };
 use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
 use crate::target::Target;
 
 const SUSPEND: &str = "virNodeSuspend";
+
+/// How often, during the delay, the worker looks whether another process aborted its
+/// request (it reads the record): an abort from this process wakes it at once.
+const ABORT_LOOK_INTERVAL: Duration = Duration::from_millis(250);
+
+const ABORT: &str = "virNodeSuspendAbort";
 
 /// After the alarm, the time a host may take to come back (resuming from hibernation reads
 /// the whole image) before a backend that is waiting for it gives up.
@@ -178,10 +185,17 @@ struct Job {
     /// How long the backend may take before the request is given up (time asleep counts).
     give_up_after: Duration,
     /// Held for the life of the request: while it is, no other request is accepted.
-    lock: HostLock,
+    _lock: HostLock,
 }
 
 impl Job {
+    /// Whether the record no longer holds this request: another process aborted it (read
+    /// without the guard, as a hint; the worker decides under the guard).
+    fn aborted_elsewhere(&self, host: &HostRequest) -> bool {
+        host.read()
+            .is_ok_and(|record| record.phase != host::Phase::Pending(self.accepted.clone()))
+    }
+
     fn record(&self, phase: fn(Accepted) -> host::Phase) -> Record {
         Record {
             phase: phase(self.accepted.clone()),
@@ -196,7 +210,7 @@ enum Phase {
         last: Option<Outcome>,
     },
     /// Accepted; the worker starts it at `Job::starts_at`.
-    Pending(Job),
+    Pending(Box<Job>),
     /// The worker holds the job and is carrying it out.
     Suspending(Target),
 }
@@ -224,14 +238,13 @@ struct Requests {
 impl Requests {
     /// Makes the state inherited from a parent process this child's: the parent's request
     /// is not carried out here (its worker is in the parent), so it is dropped, closing
-    /// the child's copy of the host lock without releasing the parent's lock.
+    /// the child's copy of its lock without releasing the parent's lock. (A request the
+    /// parent's worker was carrying out is on that thread's stack, which the child has but
+    /// never runs: its copy of the lock stays open, on a file no later request uses.)
     #[cold]
     fn forked(&mut self) {
-        let last = match mem::replace(&mut self.phase, Phase::Idle { last: None }) {
-            Phase::Idle { last } => last,
-            Phase::Pending(_) | Phase::Suspending(_) => None,
-        };
-        self.phase = Phase::Idle { last };
+        // The parent's request and outcome are the parent's.
+        self.phase = Phase::Idle { last: None };
         self.worker = Worker::Absent;
         self.process = Owner::this_process();
     }
@@ -400,27 +413,129 @@ impl NodeSuspend {
         }
     }
 
-    /// `virNodeSuspend`: checks the request in libvirt's order, takes the host's lock, arms
-    /// the wake alarm, records the request, and leaves the suspend to the worker thread,
-    /// which starts it after the configured delay.
+    /// `virNodeSuspendWait`: waits for the host's request in progress, whichever process
+    /// made it, and tells how it ended. With none in progress: how this process's last
+    /// request ended, or if it made none, the host's last; `None` when there is none.
+    pub fn wait(&self) -> Option<Result<()>> {
+        if self.request_state() != Request::Idle {
+            return self.wait_until_over().map(|outcome| outcome.result);
+        }
+        let mut record = self.inner.host.read().ok()?;
+        if let Some(accepted) = record.phase.accepted().cloned() {
+            let _ = self.inner.host.wait_while_owned(&accepted);
+            record = self.inner.host.read().ok()?;
+            if record.phase.accepted() == Some(&accepted) {
+                // Its lock is free and the request not over: its process died.
+                self.settle_abandoned();
+                record = self.inner.host.read().ok()?;
+            }
+        } else if let Some(outcome) = self.wait_until_over() {
+            return Some(outcome.result);
+        }
+        let last = record.last?;
+        Some(match last.error {
+            None => Ok(()),
+            Some(error) => Err(error.to_error("virNodeSuspendWait")),
+        })
+    }
+
+    /// `virNodeSuspendGetInfo`: the host's request and how the last one ended, from the
+    /// record. A request whose process seems gone is looked at first (settled if its lock
+    /// is free), so a long-running caller does not see it pending for good.
+    pub fn info(&self, flags: u32) -> Result<Record> {
+        check_flags_of("virNodeSuspendGetInfo", flags)?;
+        let record = self.inner.host.read()?;
+        match record.phase.accepted() {
+            Some(accepted) if !accepted.owner.may_be_alive() => {
+                self.settle_abandoned();
+                self.inner.host.read()
+            }
+            _ => Ok(record),
+        }
+    }
+
+    /// `virNodeSuspendAbort`: cancels the host's pending request, whichever process made
+    /// it. Once it returns, the alarm is disarmed (if it still held the request's value)
+    /// and the record tells the request aborted; the owner's worker finds that before it
+    /// would start the suspend, and its `virNodeSuspendWait` fails with "operation
+    /// aborted".
+    pub fn abort(&self, flags: u32) -> Result<()> {
+        check_flags_of(ABORT, flags)?;
+        let nothing = || {
+            Error::new(
+                ErrorCode::OperationInvalid,
+                ABORT,
+                "no suspend request is in progress",
+            )
+        };
+        if self.inner.host.read()?.phase == host::Phase::Idle {
+            return Err(nothing());
+        }
+        let guard = self.inner.host.guard()?;
+        let record = guard.read()?;
+        match guard.liveness(&record)? {
+            Liveness::Idle => return Err(nothing()),
+            Liveness::Gone => {
+                // Nothing left to abort: the request is settled as abandoned.
+                settle_abandoned(&self.inner.config, &guard, record);
+                return Err(nothing());
+            }
+            Liveness::Owned => {}
+        }
+        let host::Phase::Pending(accepted) = &record.phase else {
+            return Err(Error::new(
+                ErrorCode::OperationInvalid,
+                ABORT,
+                "the suspend has already started, it can no longer be aborted",
+            ));
+        };
+        if let Some(rtc) = Rtc::with_wakealarm(&self.inner.config.root, &accepted.wakealarm) {
+            rtc.disarm_if_at(accepted.wake_at)?;
+        }
+        let aborted = Record {
+            phase: host::Phase::Idle,
+            last: Some(Ended {
+                ending: Ending::Aborted,
+                target: accepted.target,
+                error: Some(RecordedError::from(&aborted_by(Some(
+                    Owner::this_process().pid,
+                )))),
+            }),
+        };
+        guard.write(&aborted)?;
+        drop(guard);
+        // The owner may be this process: its worker need not wait for its next look.
+        self.inner.changed.notify_all();
+        Ok(())
+    }
+
+    /// `virNodeSuspend`: checks the request in libvirt's order, takes the host's lock,
+    /// records the request, arms the wake alarm, and leaves the suspend to the worker
+    /// thread, which starts it after the configured delay.
     pub fn suspend(&self, raw_target: u32, duration: u64, flags: u32) -> Result<()> {
         check_flags(flags)?;
         let capabilities = self.capabilities()?;
 
         // libvirt's "in progress" check, where libvirt has it: this process's request,
-        // then any other process's (the host's lock).
+        // then any other process's (the host's record, under its guard). A caller that
+        // may not take part in the host's request (not root) still has its arguments
+        // checked first, as libvirt does before its rtcwake fails.
         let mut requests = self.inner.requests();
         if !matches!(requests.phase, Phase::Idle { .. }) {
             return Err(already_in_progress());
         }
-        let guard = self.inner.host.guard()?;
-        let Some(lock) = guard.try_own()? else {
-            return Err(already_in_progress());
-        };
-        let record = guard.read()?;
-        let previous = match record.phase {
-            host::Phase::Idle => record.last,
-            _ => settle_abandoned(&self.inner.config, &guard, record).last,
+        let (guard, previous) = match self.inner.host.guard() {
+            Ok(guard) => {
+                let record = guard.read()?;
+                let previous = match guard.liveness(&record)? {
+                    Liveness::Owned => return Err(already_in_progress()),
+                    Liveness::Gone => settle_abandoned(&self.inner.config, &guard, record).last,
+                    Liveness::Idle => record.last,
+                };
+                (Ok(guard), previous)
+            }
+            Err(error) if host::is_not_permitted(&error) => (Err(error), None),
+            Err(error) => return Err(error),
         };
 
         let target = Target::from_raw(raw_target)
@@ -440,11 +555,12 @@ impl NodeSuspend {
                 format!("Suspend duration is too short, must be at least {min_duration} seconds"),
             ));
         }
+        let guard = guard?;
         let rtc = Rtc::find(&self.inner.config.root)?;
         let wake_at = rtc.wake_time(duration)?;
-        rtc.arm(wake_at, duration)?;
 
-        let job = Job {
+        let (lock, lock_name) = guard.new_lock(&requests.process)?;
+        let mut job = Job {
             accepted: Accepted {
                 owner: requests.process,
                 target,
@@ -452,22 +568,34 @@ impl NodeSuspend {
                 wakealarm: rtc.wakealarm_name(),
                 wake_at,
                 accepted_at: host::now_epoch(),
+                lock: lock_name,
             },
             previous,
             backend,
             rtc,
             starts_at: since_boot() + self.inner.config.delay,
             give_up_after: Duration::from_secs(duration) + RESUME_MARGIN,
-            lock,
+            _lock: lock,
         };
-        // From here on a failure gives up the request: the alarm it armed would only wake
-        // a host that is already awake.
-        let give_up = |job: Job, error: Error| {
-            let _ = job.rtc.disarm_if_at(wake_at);
-            Err(error)
-        };
+        // Recorded before the alarm is armed: should this process die in between, whoever
+        // settles the request finds the alarm not holding its value, and leaves it.
         if let Err(error) = guard.write(&job.record(host::Phase::Pending)) {
-            return give_up(job, error);
+            guard.remove_lock(&job.accepted);
+            return Err(error);
+        }
+        if let Err(error) = job.rtc.arm(wake_at, duration) {
+            return give_up(&guard, job, error);
+        }
+        // Some clocks hold the wake-up rounded (to the minute, say): the request owns the
+        // value the clock holds.
+        match job.rtc.alarm() {
+            Ok(Some(held)) if held != wake_at => {
+                job.accepted.wake_at = held;
+                if let Err(error) = guard.write(&job.record(host::Phase::Pending)) {
+                    return give_up(&guard, job, error);
+                }
+            }
+            _ => {}
         }
         if requests.worker == Worker::Absent {
             let inner = Arc::clone(&self.inner);
@@ -475,33 +603,58 @@ impl NodeSuspend {
                 .name("node-suspend".to_owned())
                 .spawn(move || work(&inner));
             if spawned.is_err() {
-                let idle = Record {
-                    phase: host::Phase::Idle,
-                    last: job.previous.clone(),
-                };
-                let _ = guard.write(&idle);
                 let error = Error::new(
                     ErrorCode::InternalError,
                     SUSPEND,
                     "Failed to create thread to suspend the host",
                 );
-                return give_up(job, error);
+                return give_up(&guard, job, error);
             }
         }
         requests.worker = Worker::Running;
-        requests.phase = Phase::Pending(job);
+        requests.phase = Phase::Pending(Box::new(job));
         drop(requests);
+        drop(guard);
         self.inner.changed.notify_all();
         Ok(())
     }
 }
 
+/// Gives up a request that was recorded and whose alarm may be armed, for `error`: the
+/// alarm would only wake a host that is already awake, and the record goes back to how
+/// the request before it ended.
+fn give_up(guard: &Guard, job: Job, error: Error) -> Result<()> {
+    let _ = job.rtc.disarm_if_at(job.accepted.wake_at);
+    let idle = Record {
+        phase: host::Phase::Idle,
+        last: job.previous.clone(),
+    };
+    let _ = guard.write(&idle);
+    guard.remove_lock(&job.accepted);
+    Err(error)
+}
+
 /// `virNodeSuspend`'s first check: no flags are defined.
 pub fn check_flags(flags: u32) -> Result<()> {
+    check_flags_of(SUSPEND, flags)
+}
+
+/// libvirt's `virCheckFlags(0, -1)` in `function`.
+pub fn check_flags_of(function: &'static str, flags: u32) -> Result<()> {
     match flags {
         0 => Ok(()),
-        _ => Err(Error::unsupported_flags(SUSPEND, flags)),
+        _ => Err(Error::unsupported_flags(function, flags)),
     }
+}
+
+/// The error of a request that was aborted, by process `by` when known.
+#[cold]
+fn aborted_by(by: Option<i32>) -> Error {
+    let info = match by {
+        Some(pid) => format!("the suspend request was aborted by process {pid}"),
+        None => "the suspend request was aborted".to_owned(),
+    };
+    Error::new(ErrorCode::OperationAborted, SUSPEND, info)
 }
 
 /// Settles a request whose process ended before the request did (`record` is not idle,
@@ -545,10 +698,15 @@ fn settle_abandoned(config: &Config, guard: &Guard, record: Record) -> Record {
         last: Some(Ended {
             ending: Ending::Abandoned,
             target: accepted.target,
-            error: Some(error),
+            error: Some(RecordedError {
+                code: ErrorCode::OperationFailed,
+                domain: crate::error::DOMAIN_NONE,
+                message: error,
+            }),
         }),
     };
     let _ = guard.write(&settled);
+    guard.remove_lock(&accepted);
     settled
 }
 
@@ -561,14 +719,14 @@ fn work(inner: &Inner) {
                 match &requests.phase {
                     Phase::Pending(job) => {
                         let now = since_boot();
-                        if now >= job.starts_at {
+                        if now >= job.starts_at || job.aborted_elsewhere(&inner.host) {
                             let target = job.accepted.target;
                             match mem::replace(&mut requests.phase, Phase::Suspending(target)) {
-                                Phase::Pending(job) => break job,
+                                Phase::Pending(job) => break *job,
                                 _ => unreachable!("the phase was Pending"),
                             }
                         }
-                        let delay = job.starts_at - now;
+                        let delay = (job.starts_at - now).min(ABORT_LOOK_INTERVAL);
                         requests = inner
                             .changed
                             .wait_timeout(requests, delay)
@@ -591,19 +749,24 @@ fn work(inner: &Inner) {
         let ended = Record {
             phase: host::Phase::Idle,
             last: Some(Ended {
-                ending: match result {
+                ending: match &result {
                     Ok(()) => Ending::Back,
+                    Err(e) if e.code == ErrorCode::OperationAborted => Ending::Aborted,
                     Err(_) => Ending::Failed,
                 },
                 target,
-                error: result.as_ref().err().map(|e| e.message.clone()),
+                error: result.as_ref().err().map(RecordedError::from),
             }),
         };
         // The lock is released once the record tells how the request ended, under the guard:
         // whoever takes the guard next finds the lock free and the record idle.
         let guard = inner.host.guard();
         let written = match &guard {
-            Ok(guard) => guard.write(&ended),
+            Ok(guard) => {
+                let written = guard.write(&ended);
+                guard.remove_lock(&job.accepted);
+                written
+            }
             Err(error) => Err(error.clone()),
         };
         if let Err(error) = written {
@@ -643,15 +806,34 @@ fn failed_unexpectedly(backend: BackendKind) -> Error {
 /// the host may still be on its way to sleep.
 fn carry_out(inner: &Inner, job: &Job) -> Result<()> {
     let wake_at = job.accepted.wake_at;
+    // Under the guard, an abort from another process comes either before (the record no
+    // longer holds this request: it was aborted, its alarm already disarmed) or after
+    // (the record says suspending: too late to abort).
+    let guard = inner.host.guard()?;
+    let record = guard.read()?;
+    if record.phase != job.record(host::Phase::Pending).phase {
+        let abort = match record.last {
+            Some(Ended {
+                ending: Ending::Aborted,
+                error: Some(error),
+                ..
+            }) => error.to_error(SUSPEND),
+            _ => aborted_by(None),
+        };
+        libvirt::log(
+            LogPriority::Warn,
+            c"virNodeSuspendHelper",
+            &format!("Suspend request not carried out: {abort}"),
+        );
+        return Err(abort);
+    }
     // Recorded before the backend is asked: should this process die from here on, the
     // host may be asleep, and whoever settles the request must leave the alarm armed.
-    if let Err(error) = inner
-        .host
-        .record(&job.lock, &job.record(host::Phase::Suspending))
-    {
+    if let Err(error) = guard.write(&job.record(host::Phase::Suspending)) {
         let _ = job.rtc.disarm_if_at(wake_at);
         return Err(error);
     }
+    drop(guard);
     let backend = &inner.backends[job.backend];
     let suspended = panic::catch_unwind(AssertUnwindSafe(|| {
         backend.suspend(job.accepted.target, job.give_up_after)
@@ -1214,13 +1396,17 @@ mod tests {
             owner: Owner {
                 pid: 4_000_000,
                 start_time: 1,
+                ..Owner::this_process()
             },
             target: Target::Mem,
             backend: BackendKind::Kernel,
             wakealarm: "sys/class/rtc/rtc0/wakealarm".into(),
             wake_at: NOW + 61,
             accepted_at: NOW,
+            // Its lock file is left, and free: its process died.
+            lock: "lock.4000000.1.0".into(),
         };
+        std::fs::write(root.path().join("run/virnodesuspend/lock.4000000.1.0"), "").unwrap();
         guard
             .write(&Record {
                 phase: phase(accepted),
@@ -1248,7 +1434,11 @@ mod tests {
                 last: Some(Ended {
                     ending: Ending::Abandoned,
                     target: Target::Mem,
-                    error: Some("process 4000000 ended before the suspend started".into()),
+                    error: Some(RecordedError {
+                        code: ErrorCode::OperationFailed,
+                        domain: 0,
+                        message: "process 4000000 ended before the suspend started".into()
+                    }),
                 }),
             }
         );
@@ -1279,7 +1469,7 @@ mod tests {
         let last = record(&root).last.unwrap();
         assert_eq!(last.ending, Ending::Abandoned);
         assert_eq!(
-            last.error.unwrap(),
+            last.error.unwrap().message,
             "process 4000000 ended after the suspend started; its wake-up alarm was left armed"
         );
     }
@@ -1303,6 +1493,148 @@ mod tests {
         let root = host();
         node(&root, 0).settle_abandoned();
         assert!(!root.path().join("run/virnodesuspend").exists());
+    }
+
+    #[test]
+    fn abort_from_another_process_cancels_a_pending_request() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        let other = node(&root, 0);
+        other.abort(0).unwrap();
+        // In effect when abort returns: alarm disarmed, the record idle and aborted.
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        let aborted = other.info(0).unwrap();
+        assert_eq!(aborted.phase, host::Phase::Idle);
+        let last = aborted.last.unwrap();
+        assert_eq!((last.ending, last.target), (Ending::Aborted, Target::Mem));
+        // The owner's wait returns once its worker has looked (a fraction of a second).
+        let e = owner.wait().unwrap().unwrap_err();
+        assert_eq!(e.code, ErrorCode::OperationAborted);
+        assert_eq!(
+            e.message,
+            format!(
+                "operation aborted: the suspend request was aborted by process {}",
+                std::process::id()
+            )
+        );
+        assert_eq!(root.read("sys/power/state"), "freeze mem disk");
+        other.suspend(0, 60, 0).unwrap();
+        assert_eq!(other.wait(), Some(Ok(())));
+    }
+
+    #[test]
+    fn abort_from_the_owners_process_cancels_at_once() {
+        let root = host();
+        let node = node(&root, 3600);
+        node.suspend(1, 3650, 0).unwrap();
+        node.abort(0).unwrap();
+        assert_eq!(
+            node.wait().unwrap().unwrap_err().code,
+            ErrorCode::OperationAborted
+        );
+        assert_eq!(root.read("sys/power/state"), "freeze mem disk");
+    }
+
+    #[test]
+    fn nothing_to_abort_and_too_late_to_abort_are_invalid() {
+        let root = host();
+        let (node, wake) = sleeping_node(&root);
+        let e = node.abort(0).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                ErrorCode::OperationInvalid,
+                "Requested operation is not valid: no suspend request is in progress"
+            )
+        );
+        node.suspend(0, 60, 0).unwrap();
+        while !matches!(record(&root).phase, host::Phase::Suspending(_)) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let e = node.abort(0).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Requested operation is not valid: the suspend has already started, it can no longer be aborted"
+        );
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string()
+        );
+        wake.send(()).unwrap();
+        assert_eq!(node.wait(), Some(Ok(())));
+        assert_eq!(
+            node.abort(1).unwrap_err().message,
+            "unsupported flags (0x1) in function virNodeSuspendAbort"
+        );
+    }
+
+    #[test]
+    fn abort_of_a_request_whose_process_died_settles_it() {
+        let root = host();
+        left_behind(&root, host::Phase::Pending);
+        let e = node(&root, 0).abort(0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::OperationInvalid);
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
+
+    #[test]
+    fn another_process_waits_for_the_request_and_gets_its_outcome() {
+        let root = host();
+        let (owner, wake) = sleeping_node(&root);
+        owner.suspend(0, 60, 0).unwrap();
+        let other = node(&root, 0);
+        let waiter = thread::spawn(move || other.wait());
+        wake.send(()).unwrap();
+        assert_eq!(waiter.join().unwrap(), Some(Ok(())));
+        // A failed request's error reaches the other process with its code.
+        let root = host();
+        let owner = node(&root, 0);
+        owner.target_mask().unwrap();
+        root.link("sys/power/state", "/dev/full");
+        owner.suspend(0, 60, 0).unwrap();
+        owner.wait_until_over();
+        let e = node(&root, 0).wait().unwrap().unwrap_err();
+        assert_eq!(e.code, ErrorCode::SystemError);
+        assert!(
+            e.message.ends_with("No space left on device"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn wait_with_no_request_ever_has_nothing_to_tell() {
+        assert_eq!(node(&host(), 0).wait(), None);
+    }
+
+    #[test]
+    fn info_tells_a_request_of_another_process_and_needs_no_capability_query() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        std::fs::remove_file(root.path().join("sys/power/state")).unwrap();
+        let info = node(&root, 0).info(0).unwrap();
+        let host::Phase::Pending(accepted) = info.phase else {
+            panic!("{info:?}")
+        };
+        assert_eq!(accepted.owner.pid, std::process::id() as i32);
+        assert_eq!(accepted.wake_at, NOW + 3651);
+        assert_eq!(
+            node(&root, 0).info(2).unwrap_err().message,
+            "unsupported flags (0x2) in function virNodeSuspendGetInfo"
+        );
+        owner.abort(0).unwrap();
+    }
+
+    #[test]
+    fn info_settles_a_request_whose_process_is_gone() {
+        let root = host();
+        left_behind(&root, host::Phase::Pending);
+        let info = node(&root, 0).info(0).unwrap();
+        assert_eq!(info.phase, host::Phase::Idle);
+        assert_eq!(info.last.unwrap().ending, Ending::Abandoned);
     }
 
     mod through_logind {

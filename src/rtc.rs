@@ -144,12 +144,18 @@ impl Rtc {
         sysfs::write(&self.wakealarm, "0", SET_WAKEUP)
     }
 
+    /// The wake-up the alarm holds, or `None` when it holds none (it reads empty when
+    /// disarmed or rung).
+    pub fn alarm(&self) -> Result<Option<u64>> {
+        let held = sysfs::read_attribute(&self.wakealarm, SET_WAKEUP)?;
+        Ok(held.trim().parse().ok())
+    }
+
     /// Disarms the alarm if it still holds `at`, the value a request wrote. An alarm
     /// someone set since (an administrator's `rtcwake`) is theirs, and one that has rung
     /// reads empty: both are left alone. Returns whether it disarmed.
     pub fn disarm_if_at(&self, at: u64) -> Result<bool> {
-        let held = sysfs::read(&self.wakealarm, SET_WAKEUP)?;
-        if held.trim() != at.to_string() {
+        if self.alarm()? != Some(at) {
             return Ok(false);
         }
         self.disarm().map(|()| true)

@@ -24,6 +24,17 @@ pub fn read_optional(path: &Path, function: &'static str) -> Result<Option<Strin
     }
 }
 
+/// An attribute's value: at most one page, which is all a sysfs attribute holds (so a
+/// file standing in for one that never ends, such as `/dev/full` in tests, is cut short).
+pub fn read_attribute(path: &Path, function: &'static str) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    fs::File::open(path)
+        .and_then(|file| file.take(4096).read_to_string(&mut text))
+        .map(|_| text)
+        .map_err(|e| Error::system(function, &e, format!("Unable to read '{}'", path.display())))
+}
+
 pub fn read(path: &Path, function: &'static str) -> Result<String> {
     fs::read_to_string(path)
         .map_err(|e| Error::system(function, &e, format!("Unable to read '{}'", path.display())))

@@ -5,9 +5,11 @@ mod common;
 
 use std::process::Command;
 
-const API: [&str; 8] = [
+const API: [&str; 10] = [
     "virNodeSuspend",
+    "virNodeSuspendAbort",
     "virNodeSuspendGetBackend",
+    "virNodeSuspendGetInfo",
     "virNodeSuspendGetLastError",
     "virNodeSuspendGetLastErrorCode",
     "virNodeSuspendGetLastErrorMessage",
