@@ -16,6 +16,11 @@
 //! - The kernel's octal escapes in `/proc/swaps` paths (`\040` for a space) are undone.
 //! - A swap file's device is its `st_dev`. On Btrfs that is an anonymous device and never
 //!   the resume device (systemd asks Btrfs for the backing device and the physical offset).
+//! - `noresume` on the kernel command line is a "no" (systemd checks it when it looks for
+//!   the resume device, `read_resume_config`, not in `hibernation_is_safe`: the kernel
+//!   would not resume either way).
+//! - An EFI boot without `resume=` is a "no": systemd-sleep would write the resume location
+//!   into an EFI variable then; this library does not.
 
 use std::ffi::OsStr;
 use std::fs;

@@ -337,11 +337,16 @@ impl Kernel {
                 state: needed,
             });
         }
-        if target == Target::Hybrid && !self.probe_disk_modes()?.offers(HYBRID_MODE) {
-            return Err(Unsupported::ModeNotOffered {
-                file: self.disk.clone(),
-                mode: HYBRID_MODE,
-            });
+        // Both hibernate through the mode file: Disk selects a plain mode in it, Hybrid
+        // needs its "suspend".
+        if target != Target::Mem {
+            let modes = self.probe_disk_modes()?;
+            if target == Target::Hybrid && !modes.offers(HYBRID_MODE) {
+                return Err(Unsupported::ModeNotOffered {
+                    file: self.disk.clone(),
+                    mode: HYBRID_MODE,
+                });
+            }
         }
         if target != Target::Mem {
             resumable
@@ -388,6 +393,16 @@ impl Kernel {
     fn sleep(&self, target: Target) -> Result<()> {
         if target == Target::Mem {
             return sysfs::write(&self.state, "mem", SUSPEND);
+        }
+        // Judged again now: the answer the capability query cached is as old as the
+        // process, and since then the swap may be gone, /sys/power/resume cleared, or the
+        // memory grown past the swap. Hibernating where the host cannot resume cold-boots it.
+        if let Err(why) = self.hibernation.check() {
+            return Err(Error::new(
+                ErrorCode::OperationFailed,
+                SUSPEND,
+                format!("the host could not resume from hibernation: {why}"),
+            ));
         }
         let DiskModes { offered, selected } = self.disk_modes()?;
         let mode = match target {
@@ -679,10 +694,11 @@ mod tests {
     }
 
     #[test]
-    fn garbled_disk_modes_refuse_hybrid_only() {
+    fn garbled_disk_modes_refuse_disk_and_hybrid() {
         let root = resumable().disk("[platform] shutdown [suspend]\n");
         let a = answers(&root);
-        assert_eq!(a[..2], [Support::Yes, Support::Yes]);
+        assert_eq!(a[0], Support::Yes);
+        assert_eq!(reason(&a[1]), reason(&a[2]));
         assert_eq!(
             reason(&a[2]),
             format!(
@@ -693,7 +709,7 @@ mod tests {
     }
 
     #[test]
-    fn disk_modes_that_are_not_text_refuse_hybrid_only() {
+    fn disk_modes_that_are_not_text_refuse_disk_and_hybrid() {
         let root = resumable();
         fs::write(
             root.path().join("sys/power/disk"),
@@ -701,7 +717,8 @@ mod tests {
         )
         .unwrap();
         let a = answers(&root);
-        assert_eq!(a[..2], [Support::Yes, Support::Yes]);
+        assert_eq!(a[0], Support::Yes);
+        assert_eq!(reason(&a[1]), reason(&a[2]));
         assert_eq!(
             reason(&a[2]),
             format!(
@@ -709,6 +726,26 @@ mod tests {
                 shown(&root, "sys/power/disk")
             )
         );
+    }
+
+    #[test]
+    fn hibernation_is_judged_again_when_it_starts() {
+        let root = resumable();
+        let kernel = Kernel::new(root.path());
+        assert_eq!(answers(&root)[1], Support::Yes);
+        // The resume device is cleared after the capability query.
+        let root = root.resume("0:0\n");
+        let e = kernel.suspend(Target::Disk, LATER).unwrap_err().error;
+        assert_eq!(e.code, ErrorCode::OperationFailed);
+        assert_eq!(
+            e.message,
+            format!(
+                "operation failed: the host could not resume from hibernation: \
+                 no resume device is configured: {} is 0:0",
+                shown(&root, "sys/power/resume")
+            )
+        );
+        assert_eq!(root.read("sys/power/state"), "freeze mem disk");
     }
 
     #[test]
@@ -884,7 +921,7 @@ mod tests {
     /// write until the test reads it. Returns the hibernation mode selected while asleep,
     /// what was written to the state file, and the disk file's content after waking.
     fn sleep_through_fifo(disk: &str, target: Target) -> (String, String, String) {
-        let root = FakeRoot::new().disk(disk);
+        let root = FakeRoot::new().swap("/dev/vda2").disk(disk);
         let state = root.path().join("sys/power/state");
         fs::create_dir_all(state.parent().unwrap()).unwrap();
         assert!(Command::new("mkfifo")
@@ -926,9 +963,7 @@ mod tests {
 
     #[test]
     fn disk_keeps_the_administrators_shutdown_mode() {
-        let root = FakeRoot::new()
-            .state("mem disk")
-            .disk("platform [shutdown] suspend");
+        let root = resumable().disk("platform [shutdown] suspend");
         Kernel::new(root.path())
             .suspend(Target::Disk, LATER)
             .unwrap();
