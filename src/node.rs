@@ -759,11 +759,16 @@ fn work(inner: &Inner) {
             }),
         };
         // The lock is released once the record tells how the request ended, under the guard:
-        // whoever takes the guard next finds the lock free and the record idle.
+        // whoever takes the guard next finds the lock free and the record idle. A request
+        // aborted by another process is no longer in the record (which already tells it
+        // aborted, and may hold a newer request by now): it is left as it is.
         let guard = inner.host.guard();
         let written = match &guard {
             Ok(guard) => {
-                let written = guard.write(&ended);
+                let written = match guard.read() {
+                    Ok(now) if now.phase.accepted() != Some(&job.accepted) => Ok(()),
+                    _ => guard.write(&ended),
+                };
                 guard.remove_lock(&job.accepted);
                 written
             }
@@ -1521,6 +1526,26 @@ mod tests {
         assert_eq!(root.read("sys/power/state"), "freeze mem disk");
         other.suspend(0, 60, 0).unwrap();
         assert_eq!(other.wait(), Some(Ok(())));
+    }
+
+    #[test]
+    fn request_accepted_after_an_abort_is_not_undone_by_the_aborted_owner() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        let other = node(&root, 3600);
+        other.abort(0).unwrap();
+        // Accepted before the aborted owner's worker has looked at the record.
+        other.suspend(1, 3650, 0).unwrap();
+        assert_eq!(
+            owner.wait().unwrap().unwrap_err().code,
+            ErrorCode::OperationAborted
+        );
+        let host::Phase::Pending(accepted) = record(&root).phase else {
+            panic!("the new request is gone: {:?}", record(&root))
+        };
+        assert_eq!(accepted.target, Target::Disk);
+        other.abort(0).unwrap();
     }
 
     #[test]
