@@ -9,7 +9,10 @@ calls, and QEMU. The QEMU driver asks for the mask once per process, so each hos
 gets a fresh daemon.
 """
 
+import json
+import os
 import re
+import subprocess
 import time
 from xml.etree import ElementTree
 
@@ -233,3 +236,62 @@ def test_suspend_reaches_the_fake_kernel_after_the_delay(libvirtd, library, fake
     wait_until(lambda: failed in daemon.log())
     wait_until(lambda: fake_root.read(WAKEALARM) == "0")
     print("".join(daemon.transcript))
+
+
+CLI = os.environ.get("VIRNODESUSPEND_CLI")
+
+
+def cli(fake_root, *arguments):
+    """The command-line tool on the daemon's fake root, from a shell beside the daemon."""
+    environment = {"PATH": "/usr/bin:/bin", "VIRNODESUSPEND_ROOT": str(fake_root.path)}
+    return subprocess.run([CLI, *arguments], env=environment, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(not CLI, reason="VIRNODESUSPEND_CLI is not set (meson sets it)")
+def test_the_daemons_request_is_seen_and_aborted_from_a_shell(libvirtd, library, fake_root, no_bus):
+    fake_root.host()
+    # A delay of an hour: the request stays pending until it is aborted.
+    daemon = libvirtd(
+        no_bus,
+        library,
+        VIRNODESUSPEND_ROOT=str(fake_root.path),
+        VIRNODESUSPEND_BACKENDS="kernel",
+        VIRNODESUSPEND_DELAY="3600",
+    )
+    accepted = daemon.virsh("nodesuspend", "mem", "3650")
+    assert (accepted.returncode, accepted.stderr) == (0, "")
+
+    status = cli(fake_root, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    pending = json.loads(status.stdout)
+    print("status --json of the daemon's request:", status.stdout, end="")
+    assert pending["state"] == "pending"
+    assert (pending["target"], pending["backend"]) == ("mem", "kernel")
+    assert pending["pid"] == daemon.process.pid
+    assert pending["wake_at"] == int(fake_root.read(WAKEALARM)) == NOW + 3651
+    assert pending["last"] is None
+
+    aborted = cli(fake_root, "abort")
+    assert aborted.returncode == 0, aborted.stderr
+    # In effect when abort returns: the alarm disarmed, the request idle and aborted.
+    assert fake_root.read(WAKEALARM) == "0"
+    after = json.loads(cli(fake_root, "status", "--json").stdout)
+    print("status --json after abort:", json.dumps(after))
+    assert after["state"] == "idle"
+    assert (after["last"]["outcome"], after["last"]["target"]) == ("aborted", "mem")
+    assert after["last"]["error"].startswith("operation aborted: the suspend request was aborted by process ")
+
+    # The daemon's log says so; the suspend never started; the next request is accepted.
+    def logged_abort():
+        return any(
+            (level, function) == ("warning", "virNodeSuspendHelper")
+            and message.startswith("Suspend request not carried out: operation aborted: ")
+            for level, function, message in daemon.log()
+        )
+
+    wait_until(logged_abort)
+    assert fake_root.read("sys/power/state") == "freeze mem disk"
+    again = daemon.virsh("nodesuspend", "mem", "3650")
+    assert (again.returncode, again.stderr) == (0, "")
+    assert json.loads(cli(fake_root, "status", "--json").stdout)["state"] == "pending"
+    assert cli(fake_root, "abort").returncode == 0
