@@ -4,6 +4,10 @@
  *   virnodesuspend caps [--json]            the targets this host supports, and the backend
  *   virnodesuspend suspend TARGET DURATION  sleep in TARGET (mem, disk, hybrid, as
  *                                           virsh nodesuspend), woken DURATION s later
+ *   virnodesuspend status [--json]          the host's request, whichever process made it,
+ *                                           and how the last one ended
+ *   virnodesuspend abort                    cancels the host's pending request
+ *   virnodesuspend wait                     waits until the host's request is over
  *
  * Exit status: 0 done, 1 the library refused or the suspend failed (its libvirt error is
  * printed), 2 bad usage.
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <virnodesuspend.h>
 
@@ -38,9 +43,35 @@ static const char suspend_usage[] =
     "The sleep starts after the library's delay (VIRNODESUSPEND_DELAY, 10 s by default);\n"
     "the command returns when the host is back, or the suspend failed.\n";
 
+static const char status_usage[] =
+    "Usage: virnodesuspend status [--json]\n"
+    "\n"
+    "Prints the host's suspend request, whichever process on the host made it: its state\n"
+    "(idle, pending: the suspend starts after the delay, suspending: too late to abort),\n"
+    "target, owner pid and backend, when it was accepted and when the RTC wakes the host\n"
+    "(seconds since the epoch, and UTC); and how the last request ended (back, failed,\n"
+    "aborted or abandoned), with its error. It reads the host's request record only.\n";
+
+static const char abort_usage[] =
+    "Usage: virnodesuspend abort\n"
+    "\n"
+    "Cancels the host's pending suspend request, whichever process on the host made it:\n"
+    "the suspend never starts and its wake-up alarm is disarmed. Refused once the suspend\n"
+    "has started, and when no request is in progress.\n";
+
+static const char wait_usage[] =
+    "Usage: virnodesuspend wait\n"
+    "\n"
+    "Waits until the host's suspend request in progress is over, whichever process on the\n"
+    "host made it (with none in progress, tells how the last one ended). Exit status 0 when\n"
+    "it ended with the host back, 1 when it failed, was aborted or abandoned, or none was made.\n";
+
 static const char usage[] =
     "Usage: virnodesuspend caps [--json]\n"
     "       virnodesuspend suspend TARGET DURATION\n"
+    "       virnodesuspend status [--json]\n"
+    "       virnodesuspend abort\n"
+    "       virnodesuspend wait\n"
     "       virnodesuspend [COMMAND] --help\n"
     "\n"
     "Node power management as libvirt does it (virsh nodesuspend), through libvirnodesuspend.\n";
@@ -144,6 +175,165 @@ static int suspend(int argc, char **argv)
     return 0;
 }
 
+/* Commands that take no argument but --help: 1 when they are to run. */
+static int no_arguments(const char *text, int argc, char **argv, int *exit_status)
+{
+    *exit_status = 0;
+    if (argc == 0)
+        return 1;
+    if (strcmp(argv[0], "--help") == 0)
+        fputs(text, stdout);
+    else
+        *exit_status = bad_usage(text, "unknown argument: ", argv[0]);
+    return 0;
+}
+
+/* virNodeSuspendState and virNodeSuspendOutcome, by value, as status names them. */
+static const char *const state_names[] = {"idle", "pending", "suspending"};
+static const char *const outcome_names[] = {NULL, "back", "failed", "aborted", "abandoned"};
+#define NAME_OF(names, value) \
+    ((value) >= 0 && (size_t)(value) < sizeof(names) / sizeof(names[0]) ? names[value] : NULL)
+
+/* A JSON string, or null for NULL: quotes, backslashes and control characters escaped
+ * (an error message names files, whose names may hold anything but NUL). */
+static void print_json_string(const char *text)
+{
+    if (text == NULL) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)text; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
+/* A time in seconds since the epoch, or null when it is not known (negative). */
+static void print_json_time(long long seconds)
+{
+    if (seconds < 0)
+        fputs("null", stdout);
+    else
+        printf("%lld", seconds);
+}
+
+/* "SECONDS (ISO 8601 UTC)", or "none". */
+static void print_text_time(const char *label, long long seconds)
+{
+    char iso[64];
+    struct tm utc;
+    time_t t = (time_t)seconds;
+    if (seconds < 0) {
+        printf("%s: none\n", label);
+        return;
+    }
+    if ((long long)t == seconds && gmtime_r(&t, &utc) != NULL &&
+        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &utc) > 0)
+        printf("%s: %lld (%s)\n", label, seconds, iso);
+    else
+        printf("%s: %lld\n", label, seconds);
+}
+
+static int status(int argc, char **argv)
+{
+    int json = 0;
+    virNodeSuspendInfo info;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            fputs(status_usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") != 0)
+            return bad_usage(status_usage, "unknown argument: ", argv[i]);
+        json = 1;
+    }
+    /* The host's request record only: no capability query. */
+    if (virNodeSuspendGetInfo(&info, 0) < 0)
+        return report_library_error("cannot read the host's suspend request");
+
+    const char *state = NAME_OF(state_names, info.state);
+    const char *target = NAME_OF(target_names, info.target);
+    const char *outcome = NAME_OF(outcome_names, info.lastOutcome);
+    const char *last_target = NAME_OF(target_names, info.lastTarget);
+
+    if (json) {
+        fputs("{\"state\": ", stdout);
+        print_json_string(state);
+        fputs(", \"target\": ", stdout);
+        print_json_string(target);
+        if (info.pid > 0)
+            printf(", \"pid\": %d", info.pid);
+        else
+            fputs(", \"pid\": null", stdout);
+        fputs(", \"backend\": ", stdout);
+        print_json_string(info.backend);
+        fputs(", \"accepted_at\": ", stdout);
+        print_json_time(info.acceptedAt);
+        fputs(", \"wake_at\": ", stdout);
+        print_json_time(info.wakeAt);
+        fputs(", \"last\": ", stdout);
+        if (outcome != NULL) {
+            fputs("{\"outcome\": ", stdout);
+            print_json_string(outcome);
+            fputs(", \"target\": ", stdout);
+            print_json_string(last_target);
+            fputs(", \"error\": ", stdout);
+            print_json_string(info.lastError);
+            fputs("}", stdout);
+        } else {
+            fputs("null", stdout);
+        }
+        fputs("}\n", stdout);
+        return 0;
+    }
+    printf("state: %s\n", state ? state : "unknown");
+    printf("target: %s\n", target ? target : "none");
+    if (info.pid > 0)
+        printf("pid: %d\n", info.pid);
+    else
+        printf("pid: none\n");
+    printf("backend: %s\n", info.backend ? info.backend : "none");
+    print_text_time("accepted at", info.acceptedAt);
+    print_text_time("wakes at", info.wakeAt);
+    if (outcome == NULL) {
+        printf("last: none\n");
+        return 0;
+    }
+    printf("last: %s (%s)\n", outcome, last_target ? last_target : "no target");
+    if (info.lastError != NULL)
+        printf("last error: %s\n", info.lastError);
+    return 0;
+}
+
+static int abort_request(int argc, char **argv)
+{
+    int ret;
+    if (!no_arguments(abort_usage, argc, argv, &ret))
+        return ret;
+    if (virNodeSuspendAbort(0) < 0)
+        return report_library_error("abort refused");
+    printf("the pending suspend request was aborted\n");
+    return 0;
+}
+
+static int wait_request(int argc, char **argv)
+{
+    int ret;
+    if (!no_arguments(wait_usage, argc, argv, &ret))
+        return ret;
+    if (virNodeSuspendWait() < 0)
+        return report_library_error("suspend request failed");
+    printf("the host is back\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -152,6 +342,12 @@ int main(int argc, char **argv)
         return caps(argc - 2, argv + 2);
     if (strcmp(argv[1], "suspend") == 0)
         return suspend(argc - 2, argv + 2);
+    if (strcmp(argv[1], "status") == 0)
+        return status(argc - 2, argv + 2);
+    if (strcmp(argv[1], "abort") == 0)
+        return abort_request(argc - 2, argv + 2);
+    if (strcmp(argv[1], "wait") == 0)
+        return wait_request(argc - 2, argv + 2);
     if (strcmp(argv[1], "--help") == 0) {
         fputs(usage, stdout);
         return 0;

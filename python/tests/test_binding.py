@@ -16,7 +16,7 @@ import time
 import pytest
 
 import virnodesuspend
-from virnodesuspend import Error, Library, Target
+from virnodesuspend import Error, Info, LastRequest, Library, Outcome, State, Target
 
 # The fake hosts are the C-ABI tests' own (tests/abi/fakes.py).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "abi"))
@@ -216,3 +216,88 @@ def test_module_functions_find_the_library_on_the_system_path(tmp_path, root):
     (directory / virnodesuspend.SONAME).symlink_to(os.path.realpath(BUILT))
     output = module_functions(tmp_path, root, {"LD_LIBRARY_PATH": str(directory)})
     assert output == "['MEM', 'DISK', 'HYBRID'] kernel\n"
+
+
+IDLE = dict(state=State.IDLE, target=None, pid=None, backend=None, accepted_at=None, wake_at=None)
+
+
+def test_info_on_a_host_that_never_had_a_request(load):
+    info = load().info()
+    assert info == Info(**IDLE, last=None)
+    assert info.state == "idle"  # State members are the names status --json prints
+    with pytest.raises(AttributeError):
+        info.state = State.PENDING  # frozen
+
+
+def test_info_tells_the_pending_request(load, root):
+    host = Host(root)
+    library = load(delay="3600")
+    before = int(time.time())
+    library.suspend(Target.MEM, 3650)
+    after = time.time()
+    info = library.info()
+    assert before <= info.accepted_at <= after
+    assert info == Info(
+        state=State.PENDING,
+        target=Target.MEM,
+        pid=os.getpid(),
+        backend="kernel",
+        accepted_at=info.accepted_at,
+        wake_at=int(host.read("sys/class/rtc/rtc0/wakealarm")),
+        last=None,
+    )
+    assert info.wake_at == NOW + 3650 + 1
+    library.abort()
+
+
+def test_abort_cancels_the_pending_request(load, root):
+    host = Host(root)
+    library = load(delay="3600")
+    library.suspend(Target.MEM, 3650)
+    library.abort()
+    error = f"operation aborted: the suspend request was aborted by process {os.getpid()}"
+    assert library.info() == Info(**IDLE, last=LastRequest(Outcome.ABORTED, Target.MEM, error))
+    assert host.read("sys/class/rtc/rtc0/wakealarm") == "0"
+    with pytest.raises(Error) as aborted:
+        library.wait()
+    assert (aborted.value.code, aborted.value.domain, aborted.value.message) == (78, 0, error)
+    # The suspend never started; the next request is accepted.
+    assert host.read("sys/power/state") == "freeze mem disk"
+    library.suspend(Target.MEM, 3650)
+    library.abort()
+
+
+def test_abort_from_another_process(load, root):
+    Host(root)
+    library = load(delay="3600")
+    library.suspend(Target.MEM, 3650)
+    script = "import virnodesuspend as v; v.abort(); print(v.info().last.outcome.value)"
+    environment = {
+        **os.environ,
+        "VIRNODESUSPEND_LIBRARY": BUILT,
+        "PYTHONPATH": str(pathlib.Path(virnodesuspend.__file__).parent.parent),
+    }
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "aborted\n"), result.stderr
+    with pytest.raises(Error) as aborted:
+        library.wait()
+    assert aborted.value.code == 78
+    assert library.info().last.outcome is Outcome.ABORTED
+
+
+def test_info_after_the_host_is_back(load, root):
+    Host(root)
+    library = load()
+    library.suspend(Target.MEM, 60)
+    library.wait()
+    assert library.info() == Info(**IDLE, last=LastRequest(Outcome.BACK, Target.MEM, None))
+
+
+def test_abort_with_nothing_in_progress_raises_55(load, root):
+    Host(root)
+    library = load()
+    with pytest.raises(Error) as refused:
+        library.abort()
+    e = refused.value
+    assert (e.code, e.domain) == (55, 0)
+    assert e.message == "Requested operation is not valid: no suspend request is in progress"

@@ -5,27 +5,40 @@
         virnodesuspend.suspend(virnodesuspend.Target.MEM, 60)
         virnodesuspend.wait()      # the suspend runs in a thread of this process
 
+    request = virnodesuspend.info()   # the host's request, whichever process made it
+    if request.state is virnodesuspend.State.PENDING:
+        virnodesuspend.abort()         # from any process on the host
+
 The module-level functions use the library found through VIRNODESUSPEND_LIBRARY, or else
 libvirnodesuspend.so.0 on the system's library path; Library(path) loads a given one.
 Failures raise Error, with libvirt's code, domain and message.
 """
 
 import ctypes
+import dataclasses
 import enum
 import os
 import threading
+from typing import Optional
 
 __all__ = [
     "VIR_NODE_SUSPEND_TARGET_DISK",
     "VIR_NODE_SUSPEND_TARGET_HYBRID",
     "VIR_NODE_SUSPEND_TARGET_MEM",
     "Error",
+    "Info",
+    "LastRequest",
     "Library",
+    "Outcome",
+    "State",
     "Target",
+    "abort",
     "backend",
+    "info",
     "suspend",
     "target_mask",
     "virNodeSuspendError",
+    "virNodeSuspendInfo",
     "wait",
 ]
 
@@ -44,6 +57,56 @@ class Target(enum.IntEnum):
 VIR_NODE_SUSPEND_TARGET_MEM = Target.MEM
 VIR_NODE_SUSPEND_TARGET_DISK = Target.DISK
 VIR_NODE_SUSPEND_TARGET_HYBRID = Target.HYBRID
+
+
+class State(str, enum.Enum):
+    """The state of the host's request (virNodeSuspendState). The members are strings, the
+    names `virnodesuspend status --json` prints: State.PENDING == "pending"."""
+
+    IDLE = "idle"  # VIR_NODE_SUSPEND_STATE_IDLE: no request
+    PENDING = "pending"  # accepted, the alarm armed; the suspend starts after the delay
+    SUSPENDING = "suspending"  # the backend has been asked to suspend: too late to abort
+
+
+class Outcome(str, enum.Enum):
+    """How a request ended (virNodeSuspendOutcome), as strings like State."""
+
+    BACK = "back"  # the backend reported the host back from its sleep
+    FAILED = "failed"
+    ABORTED = "aborted"  # cancelled by abort() before the suspend started
+    ABANDONED = "abandoned"  # its process ended before the request did
+
+
+# By their C values (virNodeSuspendState, virNodeSuspendOutcome; outcome 0 is "none").
+_STATES = (State.IDLE, State.PENDING, State.SUSPENDING)
+_OUTCOMES = (None, Outcome.BACK, Outcome.FAILED, Outcome.ABORTED, Outcome.ABANDONED)
+
+
+@dataclasses.dataclass(frozen=True)
+class LastRequest:
+    """How the last finished request ended: its outcome, its target, and its error message
+    (None when it ended with the host back)."""
+
+    outcome: Outcome
+    target: Optional[Target]
+    error: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+    """The host's suspend request, whichever process made it (virNodeSuspendGetInfo), with
+    the fields of `virnodesuspend status --json`. When idle, every field but state and
+    last is None. pid is the owner's getpid(); accepted_at and wake_at are seconds since
+    the epoch, wake_at exactly the value written to the RTC's wakealarm; backend is
+    "logind", "pm-utils" or "kernel"; last is None when no request has ended since boot."""
+
+    state: State
+    target: Optional[Target]
+    pid: Optional[int]
+    backend: Optional[str]
+    accepted_at: Optional[int]
+    wake_at: Optional[int]
+    last: Optional[LastRequest]
 
 
 class Error(Exception):
@@ -82,6 +145,30 @@ class virNodeSuspendError(ctypes.Structure):
     ]
 
 
+class virNodeSuspendInfo(ctypes.Structure):
+    """The C struct virNodeSuspendInfo, as the header lays it out."""
+
+    _fields_ = [
+        ("state", ctypes.c_int),
+        ("target", ctypes.c_int),
+        ("pid", ctypes.c_int),
+        ("backend", ctypes.c_char_p),
+        ("acceptedAt", ctypes.c_longlong),
+        ("wakeAt", ctypes.c_longlong),
+        ("lastOutcome", ctypes.c_int),
+        ("lastTarget", ctypes.c_int),
+        ("lastError", ctypes.c_char_p),
+    ]
+
+
+def _target(value):
+    """A Target from its C value; None for -1 (none)."""
+    try:
+        return Target(value)
+    except ValueError:
+        return None
+
+
 def _text(value):
     return None if value is None else value.decode("utf-8", "replace")
 
@@ -102,6 +189,10 @@ class Library:
         lib.virNodeSuspendGetBackend.restype = ctypes.c_int
         lib.virNodeSuspendWait.argtypes = []
         lib.virNodeSuspendWait.restype = ctypes.c_int
+        lib.virNodeSuspendGetInfo.argtypes = [ctypes.POINTER(virNodeSuspendInfo), ctypes.c_uint]
+        lib.virNodeSuspendGetInfo.restype = ctypes.c_int
+        lib.virNodeSuspendAbort.argtypes = [ctypes.c_uint]
+        lib.virNodeSuspendAbort.restype = ctypes.c_int
         lib.virNodeSuspendGetLastError.argtypes = []
         lib.virNodeSuspendGetLastError.restype = ctypes.POINTER(virNodeSuspendError)
 
@@ -135,8 +226,34 @@ class Library:
         self._check(self._lib.virNodeSuspend(int(target), duration, 0))
 
     def wait(self):
-        """Waits until the request is over; raises Error when the suspend failed."""
+        """Waits until the host's request in progress is over, whichever process made it;
+        raises Error when it did not end with the host back (code 78,
+        VIR_ERR_OPERATION_ABORTED, when it was aborted). With none in progress: how this
+        process's last request ended, or else the host's last; Error when none was made."""
         self._check(self._lib.virNodeSuspendWait())
+
+    def info(self):
+        """The host's suspend request, whichever process on the host made it, and how the
+        last one ended, as an Info. Reads the host's request record only."""
+        c = virNodeSuspendInfo()
+        self._check(self._lib.virNodeSuspendGetInfo(ctypes.byref(c), 0))
+        outcome = _OUTCOMES[c.lastOutcome] if 0 <= c.lastOutcome < len(_OUTCOMES) else None
+        return Info(
+            state=_STATES[c.state],
+            target=_target(c.target),
+            pid=c.pid if c.pid > 0 else None,
+            backend=_text(c.backend),
+            accepted_at=c.acceptedAt if c.acceptedAt >= 0 else None,
+            wake_at=c.wakeAt if c.wakeAt >= 0 else None,
+            last=None if outcome is None else LastRequest(outcome, _target(c.lastTarget), _text(c.lastError)),
+        )
+
+    def abort(self):
+        """Cancels the host's pending request, whichever process on the host made it: the
+        suspend never starts, its alarm is disarmed, and its owner's wait() raises Error
+        with code 78. Raises Error with code 55 (VIR_ERR_OPERATION_INVALID) once the
+        suspend has started, or when no request is in progress."""
+        self._check(self._lib.virNodeSuspendAbort(0))
 
 
 _default = None
@@ -169,3 +286,13 @@ def suspend(target, duration):
 def wait():
     """Library.wait of the default library."""
     _library().wait()
+
+
+def info():
+    """Library.info of the default library."""
+    return _library().info()
+
+
+def abort():
+    """Library.abort of the default library."""
+    _library().abort()
