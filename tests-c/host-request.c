@@ -1,12 +1,15 @@
 /*
  * The host's request across processes: one request per host whatever the number of
- * processes that load the library, a request whose process died settled by the next
- * process's first call, an alarm someone else set left alone, and fork() after a request
- * and while one is pending.
+ * processes that load the library; another process's request refused, waited for, seen
+ * (virNodeSuspendGetInfo) and cancelled (virNodeSuspendAbort); a request whose process
+ * died settled by the next process's first call; an alarm someone else set left alone;
+ * and fork() after a request and while one is pending.
  *
  * Each case runs in a process of its own on a fake root (harness.h); the processes a case
- * starts are forked from it, and wait for each other on pipes, never for a fixed time.
- * Every child has an alarm() as a guard against a hang.
+ * starts are forked from it, and wait for each other on pipes, never for a fixed time. A
+ * suspend is held where the case wants it with a FIFO as sys/power/state: the worker's
+ * open(2) of it blocks until the case opens it for reading. Every child has an alarm() as
+ * a guard against a hang.
  */
 #define _XOPEN_SOURCE 700
 
@@ -15,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,17 +36,24 @@
 
 /* libvirt's virErrorNumber and virErrorDomain values the library reports. */
 enum {
+    VIR_ERR_INVALID_ARG = 8,
     VIR_ERR_SYSTEM_ERROR = 38,
     VIR_ERR_OPERATION_INVALID = 55,
+    VIR_ERR_OPERATION_ABORTED = 78,
     VIR_FROM_NONE = 0,
 };
 
 #define IN_PROGRESS "Requested operation is not valid: Suspend operation already in progress"
 #define NO_REQUEST "Requested operation is not valid: no suspend request was made"
+#define NOTHING_TO_ABORT "Requested operation is not valid: no suspend request is in progress"
+#define TOO_LATE_TO_ABORT \
+    "Requested operation is not valid: the suspend has already started, it can no longer be aborted"
+#define ABORTED_BY "operation aborted: the suspend request was aborted by process %d"
 #define MEM_BIT (1u << VIR_NODE_SUSPEND_TARGET_MEM)
 #define STATE "sys/power/state"
 #define WAKEALARM "sys/class/rtc/rtc0/wakealarm"
-#define RECORD "run/virnodesuspend/request"
+#define RUN_DIR "run/virnodesuspend"
+#define RECORD RUN_DIR "/request"
 
 /* How long a child may take before its alarm ends it, and a case waits on a pipe. */
 #define HANG_GUARD_SECS 60
@@ -155,6 +166,13 @@ static size_t read_within(int fd, void *data, size_t size)
     return got;
 }
 
+/* Whether something (or end of file) can be read from `fd` now. */
+static bool readable_now(int fd)
+{
+    struct pollfd ready = {fd, POLLIN, 0};
+    return poll(&ready, 1, 0) == 1;
+}
+
 static void signal_once(int fd)
 {
     write_all(fd, "!", 1);
@@ -165,6 +183,50 @@ static bool await_signal(int fd)
 {
     char byte;
     return read_within(fd, &byte, 1) == 1;
+}
+
+/* What a call returned in a process, sent to the case through a pipe in one write (atomic:
+ * it is smaller than PIPE_BUF). */
+struct answer {
+    int pid;
+    int ret;
+    int code;
+    int domain;
+    struct timespec at; /* CLOCK_MONOTONIC, when the call returned */
+    char message[256];
+};
+
+/* The answer of the call that just returned `ret` on this thread. */
+static struct answer answer_of(int ret)
+{
+    struct answer answer;
+    const virNodeSuspendError *error = virNodeSuspendGetLastError();
+    memset(&answer, 0, sizeof(answer));
+    clock_gettime(CLOCK_MONOTONIC, &answer.at);
+    answer.pid = (int)getpid();
+    answer.ret = ret;
+    answer.code = virNodeSuspendGetLastErrorCode();
+    answer.domain = error ? error->domain : -1;
+    snprintf(answer.message, sizeof(answer.message), "%s", virNodeSuspendGetLastErrorMessage());
+    return answer;
+}
+
+static void send_answer(int fd, int ret)
+{
+    struct answer answer = answer_of(ret);
+    write_all(fd, &answer, sizeof(answer));
+}
+
+static struct answer receive_answer(int fd)
+{
+    struct answer answer;
+    CHECK(read_within(fd, &answer, sizeof(answer)) == sizeof(answer));
+    return answer;
+}
+
+static double seconds_between(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
 }
 
 /* --- The host's files ----------------------------------------------------------------- */
@@ -194,16 +256,126 @@ static const char *record_in_one_line(void)
     return text;
 }
 
+static bool request_is_suspending(void)
+{
+    return record_has("state=suspending");
+}
+
+static bool exists(const char *relative)
+{
+    struct stat st;
+    return lstat(root_path(relative), &st) == 0;
+}
+
+static long long wakealarm_value(void)
+{
+    return strtoll(root_read(WAKEALARM), NULL, 10);
+}
+
 static void replace_state_file_with_a_fifo(void)
 {
     root_remove(STATE);
     CHECK(mkfifo(root_path(STATE), 0600) == 0);
 }
 
-static void replace_state_file_with_dev_full(void)
+/* Reads what the writer of the FIFO `fd` (opened O_RDONLY | O_NONBLOCK) writes, until it
+ * closes it (into a static buffer). Until a writer comes, poll(2) does not return. */
+static const char *read_until_the_writer_closes(int fd)
 {
-    root_remove(STATE);
-    CHECK(symlink("/dev/full", root_path(STATE)) == 0);
+    static char written[64];
+    size_t length = 0;
+    for (;;) {
+        struct pollfd readable = {fd, POLLIN, 0};
+        int polled = poll(&readable, 1, HANG_GUARD_SECS * 1000);
+        if (polled < 0 && errno == EINTR)
+            continue;
+        CHECK(polled == 1); /* 0: no one wrote */
+        ssize_t n = read(fd, written + length, sizeof(written) - 1 - length);
+        if (n < 0 && errno == EAGAIN)
+            continue; /* a writer has it open, and has not written yet */
+        CHECK(n >= 0);
+        length += (size_t)n;
+        if (n == 0) /* no writer any more; the first poll only returns once one came */
+            break;
+        CHECK(length < sizeof(written) - 1);
+    }
+    written[length] = '\0';
+    return written;
+}
+
+/* Lets the suspend held on the FIFO sys/power/state go on: opens it for reading, so that
+ * the worker's open returns, and returns what it wrote. */
+static const char *let_the_held_suspend_write(void)
+{
+    int fifo = open(root_path(STATE), O_RDONLY | O_NONBLOCK);
+    CHECK(fifo >= 0);
+    const char *written = read_until_the_writer_closes(fifo);
+    CHECK(close(fifo) == 0);
+    return written;
+}
+
+/* Whether process `pid` is blocked taking a shared flock(2), as /proc/locks shows a blocked
+ * request ("N: -> FLOCK ADVISORY READ PID DEV:INODE ..."). The library takes a shared
+ * flock in one place only: a virNodeSuspendWait waiting on a request's lock. */
+static bool blocked_in_a_shared_flock(pid_t pid)
+{
+    FILE *locks = fopen("/proc/locks", "r");
+    char line[512];
+    bool blocked = false;
+    CHECK(locks != NULL);
+    while (!blocked && fgets(line, sizeof(line), locks) != NULL) {
+        char *tokens[6], *rest = NULL;
+        int n = 0;
+        for (char *token = strtok_r(line, " \t\n", &rest); token != NULL && n < 6;
+             token = strtok_r(NULL, " \t\n", &rest))
+            tokens[n++] = token;
+        blocked = n == 6 && strcmp(tokens[1], "->") == 0 && strcmp(tokens[2], "FLOCK") == 0 &&
+                  strcmp(tokens[4], "READ") == 0 && strtol(tokens[5], NULL, 10) == pid;
+    }
+    fclose(locks);
+    return blocked;
+}
+
+/* The processes a WAIT_FOR below is about (WAIT_FOR's predicates take no argument). */
+static pid_t watched[8];
+static size_t watched_count;
+
+static void watch(const pid_t *pids, size_t count)
+{
+    CHECK(count <= sizeof(watched) / sizeof(watched[0]));
+    memcpy(watched, pids, count * sizeof(pids[0]));
+    watched_count = count;
+}
+
+/* Whether every watched process is blocked in its virNodeSuspendWait on the request's lock. */
+static bool watched_wait_on_the_request(void)
+{
+    for (size_t i = 0; i < watched_count; i++)
+        if (!blocked_in_a_shared_flock(watched[i]))
+            return false;
+    return true;
+}
+
+/* How many of this process's file descriptors are open on `path`. */
+static int descriptors_open_on(const char *path)
+{
+    DIR *fds = opendir("/proc/self/fd");
+    const struct dirent *fd;
+    int count = 0;
+    CHECK(fds != NULL);
+    while ((fd = readdir(fds)) != NULL) {
+        char link[300], target[PATH_MAX];
+        if (fd->d_name[0] == '.')
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", fd->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        count += strcmp(target, path) == 0;
+    }
+    closedir(fds);
+    return count;
 }
 
 static bool read_text(const char *path, char *text, size_t size)
@@ -247,35 +419,64 @@ static bool worker_is_parked(void)
     return parked;
 }
 
+/* --- virNodeSuspendGetInfo ------------------------------------------------------------ */
+
+static virNodeSuspendInfo get_info(void)
+{
+    virNodeSuspendInfo info;
+    memset(&info, 0x5a, sizeof(info));
+    CHECK(virNodeSuspendGetInfo(&info, 0) == 0);
+    CHECK(virNodeSuspendGetLastError() == NULL);
+    return info;
+}
+
+static void print_info(const char *when, const virNodeSuspendInfo *info)
+{
+    printf("# GetInfo %s: state %d target %d pid %d backend %s acceptedAt %lld wakeAt %lld "
+           "lastOutcome %d lastTarget %d lastError %s\n",
+           when, info->state, info->target, info->pid, info->backend ? info->backend : "NULL", info->acceptedAt,
+           info->wakeAt, info->lastOutcome, info->lastTarget, info->lastError ? info->lastError : "NULL");
+}
+
+/* The fields about the request in progress, when there is none. */
+static void check_no_request_in(const virNodeSuspendInfo *info)
+{
+    CHECK(info->state == VIR_NODE_SUSPEND_STATE_IDLE);
+    CHECK(info->target == -1);
+    CHECK(info->pid == 0);
+    CHECK(info->backend == NULL);
+    CHECK(info->acceptedAt == -1);
+    CHECK(info->wakeAt == -1);
+}
+
+/* The fields of a kernel-backend request for mem by `owner`, the alarm as in the file. */
+static void check_request_in(const virNodeSuspendInfo *info, int state, pid_t owner)
+{
+    CHECK(info->state == state);
+    CHECK(info->target == VIR_NODE_SUSPEND_TARGET_MEM);
+    CHECK(info->pid == (int)owner);
+    CHECK_STR(info->backend, "kernel");
+    CHECK(info->wakeAt == wakealarm_value());
+    CHECK(llabs(info->acceptedAt - (long long)time(NULL)) <= 60);
+}
+
 /* --- 1. Processes racing ---------------------------------------------------------------- */
 
 #define PROCESSES 4
 #define THREADS 8
 
-/* One thread's answer, sent to the case through a pipe in one write (atomic: it is
- * smaller than PIPE_BUF). */
-struct answer {
-    int ret;
-    int code;
-    char message[120];
-};
-
 struct race {
     int ready[2];   /* each process: its capability query is done */
     int release[2]; /* closed by the case: all processes go */
-    int answers[2]; /* each thread's answer */
+    int answers[2]; /* each thread's answer to virNodeSuspend */
     pthread_barrier_t start;
 };
 
 static void *race_in_a_thread(void *arg)
 {
     struct race *race = arg;
-    struct answer answer;
-    memset(&answer, 0, sizeof(answer));
     pthread_barrier_wait(&race->start);
-    answer.ret = virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0);
-    answer.code = virNodeSuspendGetLastErrorCode();
-    snprintf(answer.message, sizeof(answer.message), "%s", virNodeSuspendGetLastErrorMessage());
+    struct answer answer = answer_of(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0));
     write_all(race->answers[1], &answer, sizeof(answer));
     return (void *)(answer.ret == 0 ? race : NULL);
 }
@@ -304,15 +505,12 @@ static void race_in_a_process(void *arg)
         accepted += won != NULL;
     }
     pthread_barrier_destroy(&race->start);
-    if (accepted == 0) {
-        /* This process made no request: another process's is none of its own. */
-        CHECK(virNodeSuspendWait() == -1);
-        CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, NO_REQUEST);
-        return;
-    }
-    CHECK(accepted == 1);
-    /* Returns once the case has read what the worker writes to the FIFO. */
+    CHECK(accepted <= 1);
+    /* The winner's own request; a loser waits for the winner's, the host's request (the
+     * case sees it blocked on the request's lock), and gets its outcome. Either returns
+     * once the case has read what the winner's worker writes to the FIFO. */
     CHECK(virNodeSuspendWait() == 0);
+    CHECK(virNodeSuspendGetLastError() == NULL);
 }
 
 static void processes_and_threads_racing_on_one_host_get_one_request(void)
@@ -336,14 +534,17 @@ static void processes_and_threads_racing_on_one_host_get_one_request(void)
     CHECK(close(race.release[1]) == 0);
     CHECK(read_within(race.answers[0], answers, sizeof(answers)) == sizeof(answers));
     int accepted = 0, refused = 0;
+    pid_t winner = 0;
     for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
-        if (answers[i].ret == 0 && answers[i].code == 0)
+        if (answers[i].ret == 0 && answers[i].code == 0) {
             accepted++;
-        else if (answers[i].ret == -1 && answers[i].code == VIR_ERR_OPERATION_INVALID &&
-                 strcmp(answers[i].message, IN_PROGRESS) == 0)
+            winner = answers[i].pid;
+        } else if (answers[i].ret == -1 && answers[i].code == VIR_ERR_OPERATION_INVALID &&
+                   strcmp(answers[i].message, IN_PROGRESS) == 0) {
             refused++;
-        else
+        } else {
             printf("# unexpected answer: %d, code %d: %s\n", answers[i].ret, answers[i].code, answers[i].message);
+        }
     }
     printf("# accepted %d, refused %d\n", accepted, refused);
     CHECK(accepted == 1);
@@ -351,33 +552,28 @@ static void processes_and_threads_racing_on_one_host_get_one_request(void)
     /* Armed once, for the RTC's reading + 60 + 1. */
     CHECK_STR(root_read(WAKEALARM), "1800000061");
     CHECK(record_has("target=mem"));
+    CHECK(record_has("pid=%d", (int)winner));
+
+    /* The losers' virNodeSuspendWait is waiting for the winner's request. */
+    pid_t losers[PROCESSES - 1];
+    size_t loser_count = 0;
+    for (int i = 0; i < PROCESSES; i++)
+        if (pids[i] != winner)
+            losers[loser_count++] = pids[i];
+    CHECK(loser_count == PROCESSES - 1);
+    watch(losers, loser_count);
+    WAIT_FOR(watched_wait_on_the_request);
+    printf("# the %zu losing processes are blocked in virNodeSuspendWait on the request's lock\n", loser_count);
 
     /* What the winner writes: no one else may write, then or later (the FIFO stays open
      * for reading until every process is gone, so that a later write would be kept). */
     int fifo = open(root_path(STATE), O_RDONLY | O_NONBLOCK);
-    char written[64];
-    size_t length = 0;
+    char rest[8];
     CHECK(fifo >= 0);
-    for (;;) {
-        struct pollfd readable = {fifo, POLLIN, 0};
-        int polled = poll(&readable, 1, HANG_GUARD_SECS * 1000);
-        if (polled < 0 && errno == EINTR)
-            continue;
-        CHECK(polled == 1); /* 0: the winner never wrote */
-        ssize_t n = read(fifo, written + length, sizeof(written) - 1 - length);
-        if (n < 0 && errno == EAGAIN)
-            continue; /* a writer has it open, and has not written yet */
-        CHECK(n >= 0);
-        length += (size_t)n;
-        if (n == 0) /* no writer any more; the first poll only returns once one came */
-            break;
-        CHECK(length < sizeof(written) - 1);
-    }
-    written[length] = '\0';
-    CHECK_STR(written, "mem");
+    CHECK_STR(read_until_the_writer_closes(fifo), "mem");
     for (int i = 0; i < PROCESSES; i++)
         reap_ok(pids[i], "a racing process");
-    CHECK(read(fifo, written, sizeof(written)) == 0);
+    CHECK(read(fifo, rest, sizeof(rest)) == 0);
     CHECK(close(fifo) == 0 && close(race.ready[0]) == 0 && close(race.answers[0]) == 0);
     CHECK_STR(root_read(WAKEALARM), "0");
     CHECK(record_has("state=idle"));
@@ -387,69 +583,105 @@ static void processes_and_threads_racing_on_one_host_get_one_request(void)
 /* --- 2. Another process's request, and an alarm someone else set ---------------------- */
 
 struct two_processes {
-    int ready[2]; /* B: its capability query is done */
-    int go[2];    /* A: its request is pending */
-    int done[2];  /* B: refused as it should be */
+    int ready[2];   /* B: its capability query is done */
+    int go[2];      /* A: its request is in progress */
+    int refused[2]; /* B: its own request was refused; it waits for A's */
 };
 
-static void ask_while_another_process_requests(void *arg)
+/* The message of a write of 'mem' to the FIFO sys/power/state once it has no reader. */
+static const char *broken_pipe_message(void)
+{
+    static char message[512];
+    snprintf(message, sizeof(message), "Unable to write 'mem' to '%s': Broken pipe", root_path(STATE));
+    return message;
+}
+
+static void ask_and_wait_while_another_process_requests(void *arg)
 {
     struct two_processes *pipes = arg;
     unsigned int mask = 0;
-    CHECK(close(pipes->ready[0]) == 0 && close(pipes->go[1]) == 0 && close(pipes->done[0]) == 0);
+    CHECK(close(pipes->ready[0]) == 0 && close(pipes->go[1]) == 0 && close(pipes->refused[0]) == 0);
     /* This process's first call: the library configures itself here, and queries the host
-     * before A points sys/power/state at /dev/full (read, it never ends). */
+     * before A makes sys/power/state a FIFO. */
     CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
     CHECK(mask == MEM_BIT);
     signal_once(pipes->ready[1]);
     CHECK(await_signal(pipes->go[0]));
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == -1);
     CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, IN_PROGRESS);
+    signal_once(pipes->refused[1]);
+    /* A's request is the host's: this waits for it, and gets A's failure as A does. */
     CHECK(virNodeSuspendWait() == -1);
-    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, NO_REQUEST);
-    signal_once(pipes->done[1]);
+    CHECK_ERROR(VIR_ERR_SYSTEM_ERROR, VIR_FROM_NONE, broken_pipe_message());
+    printf("# B's virNodeSuspendWait: -1, code %d: %s\n", virNodeSuspendGetLastErrorCode(),
+           virNodeSuspendGetLastErrorMessage());
 }
 
-static void another_processs_pending_request_is_refused_and_its_failure_leaves_anothers_alarm(void)
+/* Whether this process's worker has the FIFO sys/power/state open, besides the case. */
+static bool worker_opened_the_state_fifo(void)
 {
-    /* Long enough for B's call and the administrator's alarm while A's request is pending
-     * (checked below: the record still says pending after both). */
+    return descriptors_open_on(root_path(STATE)) == 2;
+}
+
+static void another_processs_request_is_refused_waited_for_and_its_failure_leaves_anothers_alarm(void)
+{
     root_host("freeze mem", "[platform] shutdown reboot", false);
-    use_fake_root("3");
+    use_fake_root("0");
     struct two_processes pipes;
     make_pipe(pipes.ready);
     make_pipe(pipes.go);
-    make_pipe(pipes.done);
-    pid_t b = start_child(ask_while_another_process_requests, &pipes);
-    CHECK(close(pipes.ready[1]) == 0 && close(pipes.go[0]) == 0 && close(pipes.done[1]) == 0);
+    make_pipe(pipes.refused);
+    pid_t b = start_child(ask_and_wait_while_another_process_requests, &pipes);
+    CHECK(close(pipes.ready[1]) == 0 && close(pipes.go[0]) == 0 && close(pipes.refused[1]) == 0);
     CHECK(await_signal(pipes.ready[0]));
 
-    /* A, this process: its capability query, then a suspend that will fail (ENOSPC). */
+    /* A, this process: its capability query, then a suspend held in its write to
+     * sys/power/state, a FIFO this process holds open and full: the worker's open returns
+     * at once, its write blocks until the case closes its end, then fails (EPIPE). */
     unsigned int mask = 0;
     CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
-    replace_state_file_with_dev_full();
+    replace_state_file_with_a_fifo();
+    int fifo = open(root_path(STATE), O_RDWR | O_NONBLOCK);
+    static const char page[PIPE_BUF];
+    size_t filled = 0;
+    ssize_t n;
+    CHECK(fifo >= 0);
+    while ((n = write(fifo, page, sizeof(page))) > 0) /* whole pages, then single bytes */
+        filled += (size_t)n;
+    while ((n = write(fifo, page, 1)) > 0)
+        filled += (size_t)n;
+    CHECK(n < 0 && errno == EAGAIN);
+    CHECK(signal(SIGPIPE, SIG_IGN) != SIG_ERR); /* the worker's write then fails with EPIPE */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
     CHECK_STR(root_read(WAKEALARM), "1800000061");
+    WAIT_FOR(worker_opened_the_state_fifo);
+    CHECK(record_has("state=suspending"));
     CHECK(record_has("pid=%d", (int)getpid()));
+    printf("# A's suspend holds in its write to the FIFO (%zu bytes in it)\n", filled);
+    fflush(stdout);
+
     signal_once(pipes.go[1]);
-    CHECK(await_signal(pipes.done[0]));
+    CHECK(await_signal(pipes.refused[0]));
+    watch(&b, 1);
+    WAIT_FOR(watched_wait_on_the_request);
+    CHECK(!readable_now(pipes.refused[0])); /* B has not returned */
 
-    /* An administrator's rtcwake: the alarm is theirs now. */
+    /* An administrator's rtcwake while A's request is in progress: the alarm is theirs. */
     root_write(WAKEALARM, "1800007200");
-    bool still_pending = record_has("state=pending");
-    CHECK(still_pending); /* else this machine took longer than the delay, 3 s, for the above */
+    CHECK(request_is_suspending());
 
-    char message[512];
-    snprintf(message, sizeof(message), "Unable to write 'mem' to '%s': No space left on device", root_path(STATE));
+    CHECK(close(fifo) == 0);
     CHECK(virNodeSuspendWait() == -1);
-    CHECK_ERROR(VIR_ERR_SYSTEM_ERROR, VIR_FROM_NONE, message);
-    CHECK(virNodeSuspendGetLastError()->int1 == ENOSPC);
+    CHECK_ERROR(VIR_ERR_SYSTEM_ERROR, VIR_FROM_NONE, broken_pipe_message());
+    CHECK(virNodeSuspendGetLastError()->int1 == EPIPE);
     CHECK_STR(root_read(WAKEALARM), "1800007200");
     CHECK(record_has("state=idle"));
     CHECK(record_has("last_outcome=failed"));
-    CHECK(record_has("last_error=%s", message));
+    CHECK(record_has("last_error=%s", broken_pipe_message()));
+    CHECK(record_has("last_code=%d", VIR_ERR_SYSTEM_ERROR));
+    CHECK(record_has("last_domain=%d", VIR_FROM_NONE));
     reap_ok(b, "process B");
-    CHECK(close(pipes.ready[0]) == 0 && close(pipes.go[1]) == 0 && close(pipes.done[0]) == 0);
+    CHECK(close(pipes.ready[0]) == 0 && close(pipes.go[1]) == 0 && close(pipes.refused[0]) == 0);
 }
 
 /* --- 3. A process killed while its request is pending --------------------------------- */
@@ -503,7 +735,287 @@ static void request_of_a_process_killed_during_the_delay_is_settled_by_the_next_
     CHECK(record_has("last_outcome=back"));
 }
 
-/* --- 4. and 5. fork() ----------------------------------------------------------------- */
+/* --- Asking and cancelling (issue 12) ------------------------------------------------- */
+
+/* An owner: requests mem for `duration` s, says so on `accepted`, then sends the answer of
+ * its virNodeSuspendWait on `waited`. */
+struct owner {
+    unsigned long long duration;
+    int accepted[2];
+    int waited[2];
+};
+
+static void make_owner_pipes(struct owner *owner, unsigned long long duration)
+{
+    owner->duration = duration;
+    make_pipe(owner->accepted);
+    make_pipe(owner->waited);
+}
+
+static void request_then_wait(void *arg)
+{
+    struct owner *owner = arg;
+    CHECK(close(owner->accepted[0]) == 0 && close(owner->waited[0]) == 0);
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, owner->duration, 0) == 0);
+    signal_once(owner->accepted[1]);
+    send_answer(owner->waited[1], virNodeSuspendWait());
+}
+
+/* Starts an owner and returns once its request is accepted. */
+static pid_t start_owner(struct owner *owner)
+{
+    pid_t pid = start_child(request_then_wait, owner);
+    CHECK(close(owner->accepted[1]) == 0 && close(owner->waited[1]) == 0);
+    CHECK(await_signal(owner->accepted[0]));
+    return pid;
+}
+
+static void close_owner_pipes(struct owner *owner)
+{
+    CHECK(close(owner->accepted[0]) == 0 && close(owner->waited[0]) == 0);
+}
+
+/* The capability query, in this process: its children inherit the answer, so that
+ * sys/power/state can then be made a FIFO to hold their suspend on. */
+static void query_then_hold_suspends_on_a_fifo(void)
+{
+    unsigned int mask = 0;
+    CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
+    CHECK(mask == MEM_BIT);
+    replace_state_file_with_a_fifo();
+}
+
+static void request_made_in_one_process_is_seen_by_get_info_in_another(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    /* The request stays pending for the delay, 10 s: this process looks at it at once. */
+    use_fake_root("10");
+
+    /* A host that never had a request; looking made nothing. */
+    virNodeSuspendInfo info = get_info();
+    print_info("on a fresh root", &info);
+    check_no_request_in(&info);
+    CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_NONE);
+    CHECK(info.lastTarget == -1);
+    CHECK(info.lastError == NULL);
+    CHECK(!exists(RUN_DIR));
+
+    query_then_hold_suspends_on_a_fifo();
+    struct owner owner;
+    make_owner_pipes(&owner, 60);
+    pid_t pid = start_owner(&owner);
+    info = get_info();
+    print_info("while pending", &info);
+    if (info.state != VIR_NODE_SUSPEND_STATE_PENDING)
+        printf("# not pending: this machine took longer than the delay (10 s) to look\n");
+    check_request_in(&info, VIR_NODE_SUSPEND_STATE_PENDING, pid);
+    CHECK(info.wakeAt == 1800000061);
+    CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_NONE);
+    CHECK(info.lastTarget == -1);
+    CHECK(info.lastError == NULL);
+
+    /* After the delay, held in the owner's open of the FIFO. */
+    WAIT_FOR(request_is_suspending);
+    info = get_info();
+    check_request_in(&info, VIR_NODE_SUSPEND_STATE_SUSPENDING, pid);
+
+    CHECK_STR(let_the_held_suspend_write(), "mem");
+    struct answer waited = receive_answer(owner.waited[0]);
+    CHECK(waited.ret == 0 && waited.code == 0);
+    reap_ok(pid, "the owner");
+    info = get_info();
+    print_info("after it ended", &info);
+    check_no_request_in(&info);
+    CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_BACK);
+    CHECK(info.lastTarget == VIR_NODE_SUSPEND_TARGET_MEM);
+    CHECK(info.lastError == NULL);
+    CHECK_STR(root_read(WAKEALARM), "0");
+    close_owner_pipes(&owner);
+}
+
+static void abort_from_another_process_during_the_delay_cancels_the_request(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("3600"); /* pending for the whole case */
+    struct owner owner;
+    make_owner_pipes(&owner, 3650);
+    pid_t pid = start_owner(&owner);
+    virNodeSuspendInfo info = get_info();
+    check_request_in(&info, VIR_NODE_SUSPEND_STATE_PENDING, pid);
+    CHECK_STR(root_read(WAKEALARM), "1800003651");
+
+    char aborted_by_me[128];
+    snprintf(aborted_by_me, sizeof(aborted_by_me), ABORTED_BY, (int)getpid());
+    struct timespec aborted_at;
+    CHECK(virNodeSuspendAbort(0) == 0);
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &aborted_at) == 0);
+    CHECK(virNodeSuspendGetLastError() == NULL);
+    /* In effect when it returns. */
+    CHECK_STR(root_read(WAKEALARM), "0");
+    info = get_info();
+    print_info("once aborted", &info);
+    check_no_request_in(&info);
+    CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_ABORTED);
+    CHECK(info.lastTarget == VIR_NODE_SUSPEND_TARGET_MEM);
+    CHECK_STR(info.lastError, aborted_by_me);
+    CHECK(record_has("last_code=%d", VIR_ERR_OPERATION_ABORTED));
+
+    /* A new request is accepted at once, most likely before the owner's worker has seen
+     * the abort (it looks every 250 ms): the aborted owner must leave it in the record. */
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == 0);
+    CHECK_STR(root_read(WAKEALARM), "1800003651");
+
+    struct answer waited = receive_answer(owner.waited[0]);
+    printf("# the owner's virNodeSuspendWait: %d, code %d, %.3f s after the abort returned: %s\n", waited.ret,
+           waited.code, seconds_between(&aborted_at, &waited.at), waited.message);
+    CHECK(waited.ret == -1);
+    CHECK(waited.code == VIR_ERR_OPERATION_ABORTED);
+    CHECK(waited.domain == VIR_FROM_NONE);
+    CHECK_STR(waited.message, aborted_by_me);
+    CHECK(seconds_between(&aborted_at, &waited.at) < 10);
+    reap_ok(pid, "the owner");
+    CHECK_STR(root_read(STATE), "freeze mem"); /* nothing ever reached it */
+
+    /* The new request is still the host's. */
+    info = get_info();
+    print_info("with the new request", &info);
+    check_request_in(&info, VIR_NODE_SUSPEND_STATE_PENDING, getpid());
+    CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_ABORTED);
+    CHECK_STR(info.lastError, aborted_by_me);
+    CHECK_STR(root_read(WAKEALARM), "1800003651");
+    CHECK(virNodeSuspendAbort(0) == 0);
+    CHECK(virNodeSuspendWait() == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_ABORTED, VIR_FROM_NONE, aborted_by_me);
+    CHECK_STR(root_read(STATE), "freeze mem");
+    CHECK_STR(root_read(WAKEALARM), "0");
+    close_owner_pipes(&owner);
+}
+
+static void abort_while_suspending_or_with_nothing_in_progress_is_refused_and_changes_nothing(void)
+{
+    char before[4096];
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("0");
+
+    /* Nothing ever requested: nothing made either. */
+    CHECK(virNodeSuspendAbort(0) == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, NOTHING_TO_ABORT);
+    CHECK(!exists(RUN_DIR));
+
+    query_then_hold_suspends_on_a_fifo();
+    struct owner owner;
+    make_owner_pipes(&owner, 60);
+    pid_t pid = start_owner(&owner);
+    WAIT_FOR(request_is_suspending);
+    snprintf(before, sizeof(before), "%s", root_read(RECORD));
+    CHECK(virNodeSuspendAbort(0) == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, TOO_LATE_TO_ABORT);
+    printf("# while suspending: %s\n", virNodeSuspendGetLastErrorMessage());
+    CHECK_STR(root_read(RECORD), before);
+    CHECK_STR(root_read(WAKEALARM), "1800000061");
+    virNodeSuspendInfo info = get_info();
+    check_request_in(&info, VIR_NODE_SUSPEND_STATE_SUSPENDING, pid);
+
+    CHECK_STR(let_the_held_suspend_write(), "mem");
+    struct answer waited = receive_answer(owner.waited[0]);
+    CHECK(waited.ret == 0 && waited.code == 0);
+    reap_ok(pid, "the owner");
+
+    /* Over: nothing in progress. */
+    snprintf(before, sizeof(before), "%s", root_read(RECORD));
+    CHECK(record_has("last_outcome=back"));
+    CHECK(virNodeSuspendAbort(0) == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, NOTHING_TO_ABORT);
+    printf("# with nothing in progress: %s\n", virNodeSuspendGetLastErrorMessage());
+    CHECK_STR(root_read(RECORD), before);
+    CHECK_STR(root_read(WAKEALARM), "0");
+    info = get_info();
+    check_no_request_in(&info);
+    CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_BACK);
+    close_owner_pipes(&owner);
+}
+
+/* A process that waits for the host's request, whoever made it, and sends the answer;
+ * then, nothing being in progress, the host's last outcome. */
+static void wait_for_the_hosts_request(void *arg)
+{
+    int *answered = arg;
+    CHECK(close(answered[0]) == 0);
+    send_answer(answered[1], virNodeSuspendWait());
+    CHECK(virNodeSuspendWait() == 0);
+}
+
+static void third_processs_wait_returns_when_the_owners_request_is_over_with_its_outcome(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("0");
+    query_then_hold_suspends_on_a_fifo();
+    struct owner owner;
+    make_owner_pipes(&owner, 60);
+    pid_t pid = start_owner(&owner);
+    WAIT_FOR(request_is_suspending);
+
+    int answered[2];
+    make_pipe(answered);
+    pid_t waiter = start_child(wait_for_the_hosts_request, answered);
+    CHECK(close(answered[1]) == 0);
+    watch(&waiter, 1);
+    WAIT_FOR(watched_wait_on_the_request);
+    CHECK(!readable_now(answered[0]));
+
+    struct timespec released;
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &released) == 0);
+    CHECK_STR(let_the_held_suspend_write(), "mem");
+    struct answer waited = receive_answer(answered[0]);
+    printf("# the third process's virNodeSuspendWait: %d, code %d, %.3f s after the suspend was let go\n",
+           waited.ret, waited.code, seconds_between(&released, &waited.at));
+    CHECK(waited.ret == 0 && waited.code == 0);
+    CHECK(waited.pid == (int)waiter);
+    struct answer owners = receive_answer(owner.waited[0]);
+    CHECK(owners.ret == 0 && owners.code == 0);
+    reap_ok(waiter, "the waiting process");
+    reap_ok(pid, "the owner");
+    CHECK(record_has("last_outcome=back"));
+    CHECK(close(answered[0]) == 0);
+    close_owner_pipes(&owner);
+}
+
+static void get_info_and_abort_check_their_flags_and_arguments(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("3600");
+    virNodeSuspendInfo info, untouched;
+    memset(&info, 0x5a, sizeof(info));
+    memcpy(&untouched, &info, sizeof(info));
+
+    CHECK(virNodeSuspendGetInfo(&info, 1) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x1) in function virNodeSuspendGetInfo");
+    CHECK(memcmp(&info, &untouched, sizeof(info)) == 0);
+    CHECK(virNodeSuspendGetInfo(&info, 0x80000000u) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE,
+                "unsupported flags (0x80000000) in function virNodeSuspendGetInfo");
+    CHECK(virNodeSuspendGetInfo(NULL, 0) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "info in virNodeSuspendGetInfo must not be NULL");
+    CHECK(virNodeSuspendAbort(1) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x1) in function virNodeSuspendAbort");
+
+    /* With a request pending: refused before anything is looked at, the request left alone. */
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == 0);
+    CHECK(virNodeSuspendAbort(0x80000000u) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE,
+                "unsupported flags (0x80000000) in function virNodeSuspendAbort");
+    CHECK(virNodeSuspendGetInfo(&info, 2) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x2) in function virNodeSuspendGetInfo");
+    CHECK(memcmp(&info, &untouched, sizeof(info)) == 0);
+    CHECK_STR(root_read(WAKEALARM), "1800003651");
+    info = get_info(); /* and a call that succeeds clears the thread's error */
+    check_request_in(&info, VIR_NODE_SUSPEND_STATE_PENDING, getpid());
+    CHECK(virNodeSuspendAbort(0) == 0);
+    CHECK(virNodeSuspendWait() == -1);
+    CHECK(virNodeSuspendGetLastErrorCode() == VIR_ERR_OPERATION_ABORTED);
+}
+
+/* --- fork() --------------------------------------------------------------------------- */
 
 static void request_and_wait_in_the_child(void *arg)
 {
@@ -531,46 +1043,81 @@ static void child_forked_after_a_finished_request_has_its_own_carried_out(void)
     CHECK(record_has("last_outcome=back"));
 }
 
-static void wait_and_request_while_the_parents_request_is_pending(void *arg)
+static void request_then_wait_for_the_parents_request(void *arg)
 {
-    (void)arg;
-    /* The parent's request is not the child's: no waiting for it. */
-    CHECK(virNodeSuspendWait() == -1);
-    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, NO_REQUEST);
-    /* But it is the host's: in progress. */
+    int *refused = arg;
+    char aborted_by_the_parent[128];
+    CHECK(close(refused[0]) == 0);
+    /* The parent's request is the host's: in progress, so none of the child's own. */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == -1);
     CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, IN_PROGRESS);
+    signal_once(refused[1]);
+    /* Waits for it, as any other process does, and gets how it ended. */
+    CHECK(virNodeSuspendWait() == -1);
+    snprintf(aborted_by_the_parent, sizeof(aborted_by_the_parent), ABORTED_BY, (int)getppid());
+    CHECK_ERROR(VIR_ERR_OPERATION_ABORTED, VIR_FROM_NONE, aborted_by_the_parent);
 }
 
-static void child_forked_while_a_request_is_pending_neither_waits_for_it_nor_makes_another(void)
+static void child_forked_while_a_request_is_pending_makes_none_and_waits_for_the_parents(void)
 {
     root_host("freeze mem", "[platform] shutdown reboot", false);
     use_fake_root("3600"); /* pending for the whole case; the shortest duration is 3650 s */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == 0);
     WAIT_FOR(worker_is_parked);
-    pid_t child = start_child(wait_and_request_while_the_parents_request_is_pending, NULL);
-    reap_ok(child, "the child");
-    /* The child's copy of the request, gone with it, released neither lock nor alarm. */
+    int refused[2];
+    make_pipe(refused);
+    pid_t child = start_child(request_then_wait_for_the_parents_request, refused);
+    CHECK(close(refused[1]) == 0);
+    CHECK(await_signal(refused[0]));
+    watch(&child, 1);
+    WAIT_FOR(watched_wait_on_the_request);
+    /* The child's copy of the request, dropped at its first call, released neither lock
+     * (it would not wait otherwise) nor alarm. */
     CHECK(record_has("state=pending"));
     CHECK(record_has("pid=%d", (int)getpid()));
     CHECK_STR(root_read(WAKEALARM), "1800003651");
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == -1);
     CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, IN_PROGRESS);
+    CHECK(!readable_now(refused[0])); /* the child is still waiting */
+
+    /* The parent's request ends (aborted here): the child's wait returns with it. */
+    char aborted_by_me[128];
+    snprintf(aborted_by_me, sizeof(aborted_by_me), ABORTED_BY, (int)getpid());
+    CHECK(virNodeSuspendAbort(0) == 0);
+    CHECK(virNodeSuspendWait() == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_ABORTED, VIR_FROM_NONE, aborted_by_me);
+    reap_ok(child, "the child");
+    CHECK_STR(root_read(WAKEALARM), "0");
+    CHECK(record_has("state=idle"));
+    CHECK(record_has("last_outcome=aborted"));
+    CHECK(close(refused[0]) == 0);
 }
 
 int main(int argc, char **argv)
 {
     static const struct harness_case cases[] = {
-        {"4 processes x 8 threads racing on one host get one request",
+        {"4 processes x 8 threads racing on one host get one request; the losers' wait waits for it and gets its "
+         "outcome",
          processes_and_threads_racing_on_one_host_get_one_request},
-        {"another process's pending request is refused, and its failure leaves an alarm someone else set",
-         another_processs_pending_request_is_refused_and_its_failure_leaves_anothers_alarm},
+        {"another process's request in progress is refused and waited for, and its failure leaves an alarm "
+         "someone else set",
+         another_processs_request_is_refused_waited_for_and_its_failure_leaves_anothers_alarm},
         {"the request of a process killed during the delay is settled by the next process's first call",
          request_of_a_process_killed_during_the_delay_is_settled_by_the_next_process},
+        {"a request made in one process is seen by virNodeSuspendGetInfo in another, pending then back",
+         request_made_in_one_process_is_seen_by_get_info_in_another},
+        {"abort from another process during the delay cancels the request, and a new one is then accepted",
+         abort_from_another_process_during_the_delay_cancels_the_request},
+        {"abort while suspending or with nothing in progress is refused and changes nothing",
+         abort_while_suspending_or_with_nothing_in_progress_is_refused_and_changes_nothing},
+        {"a third process's virNodeSuspendWait returns when the owner's request is over, with its outcome",
+         third_processs_wait_returns_when_the_owners_request_is_over_with_its_outcome},
+        {"virNodeSuspendGetInfo and virNodeSuspendAbort check their flags and arguments",
+         get_info_and_abort_check_their_flags_and_arguments},
         {"a child forked after a finished request has its own request carried out",
          child_forked_after_a_finished_request_has_its_own_carried_out},
-        {"a child forked while a request is pending neither waits for it nor makes another",
-         child_forked_while_a_request_is_pending_neither_waits_for_it_nor_makes_another},
+        {"a child forked while a request is pending makes none of its own, and its wait waits for the parent's",
+         child_forked_while_a_request_is_pending_makes_none_and_waits_for_the_parents},
     };
     size_t count = sizeof(cases) / sizeof(cases[0]);
     /* A child forked from a process whose worker thread runs (the last two cases) holds
