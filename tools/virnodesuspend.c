@@ -91,21 +91,34 @@ static int bad_usage(const char *text, const char *problem, const char *argument
     return EXIT_USAGE;
 }
 
-static int caps(int argc, char **argv)
-{
-    int json = 0;
-    unsigned int mask;
-    const char *backend;
+enum { OPTIONS_PARSED = -1 };
 
+/* The options of a command that takes only --json (and --help): OPTIONS_PARSED with *json
+ * set, or else the command's exit status (0 after --help, EXIT_USAGE). */
+static int json_option(int argc, char **argv, const char *usage_text, int *json)
+{
+    *json = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
-            fputs(caps_usage, stdout);
+            fputs(usage_text, stdout);
             return 0;
         }
         if (strcmp(argv[i], "--json") != 0)
-            return bad_usage(caps_usage, "unknown argument: ", argv[i]);
-        json = 1;
+            return bad_usage(usage_text, "unknown argument: ", argv[i]);
+        *json = 1;
     }
+    return OPTIONS_PARSED;
+}
+
+static int caps(int argc, char **argv)
+{
+    int json;
+    unsigned int mask;
+    const char *backend;
+
+    int parsed = json_option(argc, argv, caps_usage, &json);
+    if (parsed != OPTIONS_PARSED)
+        return parsed;
     if (virNodeSuspendGetTargetMask(&mask) < 0)
         return report_library_error("cannot query the host's suspend targets");
     if (virNodeSuspendGetBackend(&backend) < 0)
@@ -242,18 +255,12 @@ static void print_text_time(const char *label, long long seconds)
 
 static int status(int argc, char **argv)
 {
-    int json = 0;
+    int json;
     virNodeSuspendInfo info;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
-            fputs(status_usage, stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--json") != 0)
-            return bad_usage(status_usage, "unknown argument: ", argv[i]);
-        json = 1;
-    }
+    int parsed = json_option(argc, argv, status_usage, &json);
+    if (parsed != OPTIONS_PARSED)
+        return parsed;
     /* The host's request record only: no capability query. */
     if (virNodeSuspendGetInfo(&info, 0) < 0)
         return report_library_error("cannot read the host's suspend request");

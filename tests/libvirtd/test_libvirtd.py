@@ -189,15 +189,21 @@ TOO_LONG = (
 )
 
 
-def test_suspend_reaches_the_fake_kernel_after_the_delay(libvirtd, library, fake_root, no_bus):
+def kernel_daemon(libvirtd, library, fake_root, no_bus, delay):
+    """A daemon with the library preloaded, on a fake host that can do everything through
+    the kernel backend, with `delay` seconds before a suspend."""
     fake_root.host()
-    daemon = libvirtd(
+    return libvirtd(
         no_bus,
         library,
         VIRNODESUSPEND_ROOT=str(fake_root.path),
         VIRNODESUSPEND_BACKENDS="kernel",
-        VIRNODESUSPEND_DELAY=str(DELAY),
+        VIRNODESUSPEND_DELAY=str(delay),
     )
+
+
+def test_suspend_reaches_the_fake_kernel_after_the_delay(libvirtd, library, fake_root, no_bus):
+    daemon = kernel_daemon(libvirtd, library, fake_root, no_bus, DELAY)
     assert "Running hypervisor: QEMU" in daemon.virsh("version").stdout
 
     # tp-libvirt's virsh_nodesuspend negative case: a wake-up past the RTC's calendar.
@@ -249,15 +255,8 @@ def cli(fake_root, *arguments):
 
 @pytest.mark.skipif(not CLI, reason="VIRNODESUSPEND_CLI is not set (meson sets it)")
 def test_the_daemons_request_is_seen_and_aborted_from_a_shell(libvirtd, library, fake_root, no_bus):
-    fake_root.host()
     # A delay of an hour: the request stays pending until it is aborted.
-    daemon = libvirtd(
-        no_bus,
-        library,
-        VIRNODESUSPEND_ROOT=str(fake_root.path),
-        VIRNODESUSPEND_BACKENDS="kernel",
-        VIRNODESUSPEND_DELAY="3600",
-    )
+    daemon = kernel_daemon(libvirtd, library, fake_root, no_bus, 3600)
     accepted = daemon.virsh("nodesuspend", "mem", "3650")
     assert (accepted.returncode, accepted.stderr) == (0, "")
 
