@@ -426,9 +426,15 @@ fn info_of(record: &Record) -> virNodeSuspendInfo {
         .as_ref()
         .and_then(|last| last.error.as_ref())
         .map(|error| libvirt::c_text(&error.message));
-    let last_error = error.as_ref().map_or(ptr::null(), |text| text.as_ptr());
-    // The CString's buffer does not move when the CString does.
-    let _ = INFO_ERROR.try_with(|cell| cell.set(error));
+    // The CString's buffer does not move when the CString does. Where the thread-local is
+    // gone (a call from the thread's last destructors) the text could not be kept: NULL.
+    let last_error = INFO_ERROR
+        .try_with(|cell| {
+            let pointer = error.as_ref().map_or(ptr::null(), |text| text.as_ptr());
+            cell.set(error);
+            pointer
+        })
+        .unwrap_or(ptr::null());
     let epoch = |seconds: u64| c_longlong::try_from(seconds).unwrap_or(c_longlong::MAX);
     virNodeSuspendInfo {
         state: state as c_int,

@@ -55,10 +55,11 @@ pub struct Owner {
 impl Owner {
     /// This process.
     pub fn this_process() -> Owner {
-        let pid = getpid().as_raw();
         Owner {
-            pid,
-            start_time: start_time(pid).unwrap_or(0),
+            pid: getpid().as_raw(),
+            // /proc/self: /proc/PID may show another process where /proc belongs to
+            // another pid namespace.
+            start_time: start_time("self").unwrap_or(0),
             pid_namespace: pid_namespace().unwrap_or(0),
         }
     }
@@ -66,14 +67,15 @@ impl Owner {
     /// Whether the process may still run. One of another pid namespace may: its pid says
     /// nothing here.
     pub fn may_be_alive(&self) -> bool {
-        pid_namespace() != Some(self.pid_namespace) || start_time(self.pid) == Some(self.start_time)
+        pid_namespace() != Some(self.pid_namespace)
+            || start_time(&self.pid.to_string()) == Some(self.start_time)
     }
 }
 
-/// A process's start time, from proc(5)'s `/proc/PID/stat` (the real one: the owner is a
-/// process of this machine, whatever the root).
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// A process's start time, from proc(5)'s `/proc/PROCESS/stat` (the real one: the owner is
+/// a process of this machine, whatever the root).
+fn start_time(process: &str) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
@@ -295,9 +297,13 @@ impl Record {
             "suspending" => Phase::Suspending(accepted()?),
             _ => return Err("state is unknown".to_owned()),
         };
-        let last = match value("last_outcome") {
-            Err(_) => None,
-            Ok(name) => Some(Ended {
+        // How the last request ended is for display: one this version cannot read (an
+        // error code it does not know) is left out rather than the whole record.
+        let last = || -> std::result::Result<Option<Ended>, String> {
+            let Ok(name) = value("last_outcome") else {
+                return Ok(None);
+            };
+            Ok(Some(Ended {
                 ending: Ending::ALL
                     .into_iter()
                     .find(|e| e.name() == name)
@@ -315,9 +321,12 @@ impl Record {
                         message: unescape(message),
                     }),
                 },
-            }),
+            }))
         };
-        Ok(Record { phase, last })
+        Ok(Record {
+            phase,
+            last: last().unwrap_or(None),
+        })
     }
 }
 
@@ -343,6 +352,13 @@ pub struct HostRequest {
 pub struct HostLock {
     file: File,
     holder: Pid,
+}
+
+impl HostLock {
+    /// The descriptor, for a forked child to let go of (see `node.rs`, `Requests::forked`).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
 }
 
 impl Drop for HostLock {
@@ -411,8 +427,12 @@ impl HostRequest {
                     )
                 })?;
         }
-        let held = lock(&self.dir.join("guard"), FlockArg::LockExclusive, true)?
-            .expect("a lock waited for is taken");
+        let held = lock(
+            &self.dir.join("guard"),
+            FlockArg::LockExclusive,
+            Create(0o600),
+        )?
+        .expect("a lock waited for is taken");
         Ok(Guard {
             host: self,
             _held: held,
@@ -428,7 +448,7 @@ impl HostRequest {
             return Ok(None);
         }
         Ok(
-            lock(&path, FlockArg::LockExclusiveNonblock, false)?.map(|held| Guard {
+            lock(&path, FlockArg::LockExclusiveNonblock, Existing)?.map(|held| Guard {
                 host: self,
                 _held: held,
             }),
@@ -450,12 +470,14 @@ impl HostRequest {
     /// owner die leaving a forked child with a copy of the lock, that is when the child
     /// ends or execs.)
     pub fn wait_while_owned(&self, accepted: &Accepted) -> Result<()> {
+        // Any user may: a request's lock file is readable, and holding it shared stops
+        // nothing (a later request makes a file of its own).
         let path = self.dir.join(&accepted.lock);
         if !path.exists() {
             return Ok(());
         }
         // Released at once: the lock is only the owner's to hold.
-        lock(&path, FlockArg::LockShared, false).map(drop)
+        lock(&path, FlockArg::LockShared, Existing).map(drop)
     }
 
     /// Looks for a request whose owner is gone, and settles it with `settle` (under the
@@ -472,8 +494,41 @@ impl HostRequest {
 }
 
 impl Guard<'_> {
+    /// The record, to change it. One that cannot be parsed (a corrupted file, a library of
+    /// another version) is taken for a request in progress while any request's lock is
+    /// held, so that it never lets a second request in; else for none.
     pub fn read(&self) -> Result<Record> {
-        self.host.read()
+        let path = self.host.record_path();
+        let Some(text) = sysfs::read_optional(&path, FUNCTION)? else {
+            return Ok(Record::default());
+        };
+        match Record::parse(&text) {
+            Ok(record) => Ok(record),
+            Err(_) if self.some_lock_is_held()? => Err(already_in_progress()),
+            Err(_) => Ok(Record::default()),
+        }
+    }
+
+    fn some_lock_is_held(&self) -> Result<bool> {
+        let Ok(entries) = fs::read_dir(&self.host.dir) else {
+            return Ok(false);
+        };
+        for name in entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+        {
+            if lock_name(&name).is_some()
+                && lock(
+                    &self.host.dir.join(&name),
+                    FlockArg::LockExclusiveNonblock,
+                    Existing,
+                )?
+                .is_none()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether `record`'s request is in progress, or abandoned.
@@ -485,12 +540,14 @@ impl Guard<'_> {
         if !path.exists() {
             return Ok(Liveness::Gone);
         }
-        Ok(match lock(&path, FlockArg::LockExclusiveNonblock, false)? {
-            Some(_free) => Liveness::Gone,
-            // Taken, but perhaps only by a child of an owner that died.
-            None if accepted.owner.may_be_alive() => Liveness::Owned,
-            None => Liveness::Gone,
-        })
+        Ok(
+            match lock(&path, FlockArg::LockExclusiveNonblock, Existing)? {
+                Some(_free) => Liveness::Gone,
+                // Taken, but perhaps only by a child of an owner that died.
+                None if accepted.owner.may_be_alive() => Liveness::Owned,
+                None => Liveness::Gone,
+            },
+        )
     }
 
     /// Makes and takes the lock of a new request of `owner`.
@@ -506,13 +563,14 @@ impl Guard<'_> {
         // One of the same name is a leftover: of a process with the same pid and start
         // time in another boot's /run, or one this process could not remove.
         let _ = fs::remove_file(&path);
-        let held = lock(&path, FlockArg::LockExclusiveNonblock, true)?.ok_or_else(|| {
-            Error::system(
-                FUNCTION,
-                &io::Error::from_raw_os_error(libc::EWOULDBLOCK),
-                format!("Unable to lock '{}'", path.display()),
-            )
-        })?;
+        let held =
+            lock(&path, FlockArg::LockExclusiveNonblock, Create(0o644))?.ok_or_else(|| {
+                Error::system(
+                    FUNCTION,
+                    &io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+                    format!("Unable to lock '{}'", path.display()),
+                )
+            })?;
         Ok((held, name))
     }
 
@@ -549,15 +607,24 @@ impl Guard<'_> {
     }
 }
 
-/// A `flock` on `path` (created 0600 when `create` and missing); `None` when another open
-/// file description holds it and `how` does not wait.
-fn lock(path: &Path, how: FlockArg, create: bool) -> Result<Option<HostLock>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(create)
-        .create(create)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
+/// Which lock file [`lock`] opens.
+#[derive(Clone, Copy)]
+enum LockFile {
+    /// Made with this mode when missing.
+    Create(u32),
+    Existing,
+}
+use LockFile::{Create, Existing};
+
+/// A `flock` on `path`; `None` when another open file description holds it and `how` does
+/// not wait.
+fn lock(path: &Path, how: FlockArg, file: LockFile) -> Result<Option<HostLock>> {
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags(libc::O_CLOEXEC);
+    if let Create(mode) = file {
+        options.write(true).create(true).mode(mode);
+    }
+    let file = options
         .open(path)
         .map_err(|e| Error::system(FUNCTION, &e, format!("Unable to open '{}'", path.display())))?;
     loop {

@@ -30,6 +30,7 @@
 
 use std::fmt;
 use std::mem;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -212,7 +213,14 @@ enum Phase {
     /// Accepted; the worker starts it at `Job::starts_at`.
     Pending(Box<Job>),
     /// The worker holds the job and is carrying it out.
-    Suspending(Target),
+    Suspending(Suspending),
+}
+
+/// What this process's state keeps of a request its worker is carrying out.
+struct Suspending {
+    accepted: Accepted,
+    /// The descriptor of the request's lock, which the worker holds.
+    lock_fd: RawFd,
 }
 
 /// The worker thread's life.
@@ -238,11 +246,16 @@ struct Requests {
 impl Requests {
     /// Makes the state inherited from a parent process this child's: the parent's request
     /// is not carried out here (its worker is in the parent), so it is dropped, closing
-    /// the child's copy of its lock without releasing the parent's lock. (A request the
+    /// the child's copy of its lock without releasing the parent's lock. A request the
     /// parent's worker was carrying out is on that thread's stack, which the child has but
-    /// never runs: its copy of the lock stays open, on a file no later request uses.)
+    /// never runs: the child's descriptor of its lock is pointed at /dev/null instead, so
+    /// that the lock is the parent's alone (released when the parent ends the request or
+    /// dies), and a wait in the child does not wait on its own copy.
     #[cold]
     fn forked(&mut self) {
+        if let Phase::Suspending(suspending) = &self.phase {
+            let _ = let_go_of(suspending.lock_fd);
+        }
         // The parent's request and outcome are the parent's.
         self.phase = Phase::Idle { last: None };
         self.worker = Worker::Absent;
@@ -391,7 +404,7 @@ impl NodeSuspend {
         match &self.inner.requests().phase {
             Phase::Idle { .. } => Request::Idle,
             Phase::Pending(job) => Request::Pending(job.accepted.target),
-            Phase::Suspending(target) => Request::Suspending(*target),
+            Phase::Suspending(suspending) => Request::Suspending(suspending.accepted.target),
         }
     }
 
@@ -504,7 +517,9 @@ impl NodeSuspend {
         };
         guard.write(&aborted)?;
         drop(guard);
-        // The owner may be this process: its worker need not wait for its next look.
+        // The owner may be this process: its worker need not wait for its next look. (Under
+        // the mutex, so that a worker between its look and its wait does not miss it.)
+        let _requests = self.inner.requests();
         self.inner.changed.notify_all();
         Ok(())
     }
@@ -521,8 +536,19 @@ impl NodeSuspend {
         // may not take part in the host's request (not root) still has its arguments
         // checked first, as libvirt does before its rtcwake fails.
         let mut requests = self.inner.requests();
-        if !matches!(requests.phase, Phase::Idle { .. }) {
-            return Err(already_in_progress());
+        loop {
+            let job = match &requests.phase {
+                Phase::Idle { .. } => break,
+                Phase::Pending(job) => job,
+                Phase::Suspending(_) => return Err(already_in_progress()),
+            };
+            if !job.aborted_elsewhere(&self.inner.host) {
+                return Err(already_in_progress());
+            }
+            // Aborted by another process: over for the host already, and over here once
+            // the worker has seen it, which it does as soon as it is woken.
+            self.inner.changed.notify_all();
+            requests = self.inner.wait(requests);
         }
         let (guard, previous) = match self.inner.host.guard() {
             Ok(guard) => {
@@ -710,6 +736,22 @@ fn settle_abandoned(config: &Config, guard: &Guard, record: Record) -> Record {
     settled
 }
 
+/// Points `fd` at /dev/null, closing the open file description it referred to in this
+/// process only (a lock held through it stays held through the other descriptors: the
+/// parent's). Only the library's own descriptor of a request lock is passed here.
+fn let_go_of(fd: RawFd) -> nix::Result<()> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // SAFETY: `fd` is the request lock's descriptor, which nothing in this process uses
+    // any more (the thread that held it is not in this process); dup3 replaces it
+    // atomically, so the number is never free for another thread to reuse meanwhile.
+    let replaced = unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) };
+    nix::errno::Errno::result(replaced).map(drop)
+}
+
 /// The worker: carries out each request posted, until the node is dropped.
 fn work(inner: &Inner) {
     loop {
@@ -720,8 +762,11 @@ fn work(inner: &Inner) {
                     Phase::Pending(job) => {
                         let now = since_boot();
                         if now >= job.starts_at || job.aborted_elsewhere(&inner.host) {
-                            let target = job.accepted.target;
-                            match mem::replace(&mut requests.phase, Phase::Suspending(target)) {
+                            let suspending = Phase::Suspending(Suspending {
+                                accepted: job.accepted.clone(),
+                                lock_fd: job._lock.raw_fd(),
+                            });
+                            match mem::replace(&mut requests.phase, suspending) {
                                 Phase::Pending(job) => break *job,
                                 _ => unreachable!("the phase was Pending"),
                             }
@@ -766,8 +811,9 @@ fn work(inner: &Inner) {
         let written = match &guard {
             Ok(guard) => {
                 let written = match guard.read() {
-                    Ok(now) if now.phase.accepted() != Some(&job.accepted) => Ok(()),
-                    _ => guard.write(&ended),
+                    Ok(now) if now.phase.accepted() == Some(&job.accepted) => guard.write(&ended),
+                    Ok(_) => Ok(()),
+                    Err(error) => Err(error),
                 };
                 guard.remove_lock(&job.accepted);
                 written
@@ -814,8 +860,12 @@ fn carry_out(inner: &Inner, job: &Job) -> Result<()> {
     // Under the guard, an abort from another process comes either before (the record no
     // longer holds this request: it was aborted, its alarm already disarmed) or after
     // (the record says suspending: too late to abort).
-    let guard = inner.host.guard()?;
-    let record = guard.read()?;
+    let give_up = |error: Error| {
+        let _ = job.rtc.disarm_if_at(wake_at);
+        error
+    };
+    let guard = inner.host.guard().map_err(give_up)?;
+    let record = guard.read().map_err(give_up)?;
     if record.phase != job.record(host::Phase::Pending).phase {
         let abort = match record.last {
             Some(Ended {
@@ -834,10 +884,9 @@ fn carry_out(inner: &Inner, job: &Job) -> Result<()> {
     }
     // Recorded before the backend is asked: should this process die from here on, the
     // host may be asleep, and whoever settles the request must leave the alarm armed.
-    if let Err(error) = guard.write(&job.record(host::Phase::Suspending)) {
-        let _ = job.rtc.disarm_if_at(wake_at);
-        return Err(error);
-    }
+    guard
+        .write(&job.record(host::Phase::Suspending))
+        .map_err(give_up)?;
     drop(guard);
     let backend = &inner.backends[job.backend];
     let suspended = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -1546,6 +1595,48 @@ mod tests {
         };
         assert_eq!(accepted.target, Target::Disk);
         other.abort(0).unwrap();
+    }
+
+    #[test]
+    fn after_an_abort_the_owners_process_may_ask_again_at_once() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        node(&root, 0).abort(0).unwrap();
+        // Before its worker has had its look at the record.
+        owner.suspend(1, 3650, 0).unwrap();
+        assert_eq!(owner.request_state(), Request::Pending(Target::Disk));
+        owner.abort(0).unwrap();
+    }
+
+    #[test]
+    fn garbled_record_lets_no_second_request_in_while_a_lock_is_held() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        std::fs::write(
+            root.path().join("run/virnodesuspend/request"),
+            "state=pending\nversion=99\n",
+        )
+        .unwrap();
+        assert_eq!(
+            error(&node(&root, 0), 0, 60, 0).0,
+            ErrorCode::OperationInvalid
+        );
+    }
+
+    #[test]
+    fn last_outcome_this_version_cannot_read_leaves_the_request_readable() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        let path = root.path().join("run/virnodesuspend/request");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text + "last_outcome=vanished\nlast_target=mem\n").unwrap();
+        let info = node(&root, 0).info(0).unwrap();
+        assert!(matches!(info.phase, host::Phase::Pending(_)), "{info:?}");
+        assert_eq!(info.last, None);
+        owner.abort(0).unwrap();
     }
 
     #[test]

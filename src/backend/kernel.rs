@@ -337,9 +337,9 @@ impl Kernel {
                 state: needed,
             });
         }
-        // Both hibernate through the mode file: Disk selects a plain mode in it, Hybrid
-        // needs its "suspend".
         if target != Target::Mem {
+            // Both hibernate through the mode file: Disk selects a plain mode in it, Hybrid
+            // needs its "suspend".
             let modes = self.probe_disk_modes()?;
             if target == Target::Hybrid && !modes.offers(HYBRID_MODE) {
                 return Err(Unsupported::ModeNotOffered {
@@ -347,8 +347,6 @@ impl Kernel {
                     mode: HYBRID_MODE,
                 });
             }
-        }
-        if target != Target::Mem {
             resumable
                 .get_or_insert_with(|| self.hibernation.check())
                 .clone()?;
