@@ -19,8 +19,10 @@
 //! may be alive (the lock may be held only by a child of an owner that died). Otherwise
 //! the owner is gone and the request abandoned.
 //!
-//! The lock files are 0600: whoever can open one could hold it for good. The record is
-//! text, one `key=value` per line; values are escaped so that each stays on its line.
+//! The guard is 0600: whoever can open it could hold it for good and stop every request.
+//! A request's lock is 0644: holding it shared stops nothing (a later request makes a file
+//! of its own), and lets any user wait. The record is text, one `key=value` per line;
+//! values are escaped so that each stays on its line.
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
