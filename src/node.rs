@@ -1612,8 +1612,12 @@ mod tests {
     #[test]
     fn garbled_record_lets_no_second_request_in_while_a_lock_is_held() {
         let root = host();
-        let owner = node(&root, 3600);
-        owner.suspend(0, 3650, 0).unwrap();
+        let (owner, wake) = sleeping_node(&root);
+        owner.suspend(0, 60, 0).unwrap();
+        // Suspending: the owner's worker is in the backend, and no longer reads the record.
+        while !matches!(record(&root).phase, host::Phase::Suspending(_)) {
+            thread::sleep(Duration::from_millis(5));
+        }
         std::fs::write(
             root.path().join("run/virnodesuspend/request"),
             "state=pending\nversion=99\n",
@@ -1623,6 +1627,8 @@ mod tests {
             error(&node(&root, 0), 0, 60, 0).0,
             ErrorCode::OperationInvalid
         );
+        wake.send(()).unwrap();
+        owner.wait_until_over();
     }
 
     #[test]
@@ -1632,7 +1638,10 @@ mod tests {
         owner.suspend(0, 3650, 0).unwrap();
         let path = root.path().join("run/virnodesuspend/request");
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text + "last_outcome=vanished\nlast_target=mem\n").unwrap();
+        // Replaced whole, as the library writes it: the owner's worker reads it meanwhile.
+        let new = path.with_extension("new");
+        std::fs::write(&new, text + "last_outcome=vanished\nlast_target=mem\n").unwrap();
+        std::fs::rename(&new, &path).unwrap();
         let info = node(&root, 0).info(0).unwrap();
         assert!(matches!(info.phase, host::Phase::Pending(_)), "{info:?}");
         assert_eq!(info.last, None);
