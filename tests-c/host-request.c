@@ -3,7 +3,8 @@
  * processes that load the library; another process's request refused, waited for, seen
  * (virNodeSuspendGetInfo) and cancelled (virNodeSuspendAbort); a request whose process
  * died settled by the next process's first call; an alarm someone else set left alone;
- * and fork() after a request and while one is pending.
+ * an unprivileged process that sees and waits for root's request; and fork() after a
+ * request, while one is pending, and while the parent suspends (the parent then killed).
  *
  * Each case runs in a process of its own on a fake root (harness.h); the processes a case
  * starts are forked from it, and wait for each other on pipes, never for a fixed time. A
@@ -12,12 +13,14 @@
  * a guard against a hang.
  */
 #define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE /* setgroups(2) */
 
 #include "harness.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -37,6 +41,7 @@
 /* libvirt's virErrorNumber and virErrorDomain values the library reports. */
 enum {
     VIR_ERR_INVALID_ARG = 8,
+    VIR_ERR_OPERATION_FAILED = 9,
     VIR_ERR_SYSTEM_ERROR = 38,
     VIR_ERR_OPERATION_INVALID = 55,
     VIR_ERR_OPERATION_ABORTED = 78,
@@ -398,10 +403,12 @@ static bool read_text(const char *path, char *text, size_t size)
  * is inside the library, the lock is not contended, so the worker's futex wait is its
  * condition variable's. (The worker is the thread named "node-suspend".)
  */
-static bool worker_is_parked(void)
+/* The system call the library's worker thread in this process is in ("running": -1; no
+ * worker: -2). */
+static long worker_syscall(void)
 {
     DIR *tasks = opendir("/proc/self/task");
-    bool parked = false;
+    long in = -2;
     const struct dirent *task;
     CHECK(tasks != NULL);
     while ((task = readdir(tasks)) != NULL) {
@@ -413,10 +420,15 @@ static bool worker_is_parked(void)
             continue;
         /* "running", or the number of the system call it is blocked in and its arguments. */
         snprintf(path, sizeof(path), "/proc/self/task/%s/syscall", task->d_name);
-        parked = read_text(path, text, sizeof(text)) && strtol(text, NULL, 10) == SYS_futex;
+        in = read_text(path, text, sizeof(text)) && strncmp(text, "running", 7) != 0 ? strtol(text, NULL, 10) : -1;
     }
     closedir(tasks);
-    return parked;
+    return in;
+}
+
+static bool worker_is_parked(void)
+{
+    return worker_syscall() == SYS_futex;
 }
 
 /* --- virNodeSuspendGetInfo ------------------------------------------------------------ */
@@ -617,6 +629,23 @@ static void ask_and_wait_while_another_process_requests(void *arg)
            virNodeSuspendGetLastErrorMessage());
 }
 
+/* Opens the FIFO sys/power/state for reading and writing, and fills it: a writer's open
+ * then returns at once, and its write blocks until the returned descriptor is closed
+ * (then fails, EPIPE). `filled`: the bytes in it. */
+static int open_the_state_fifo_full(size_t *filled)
+{
+    int fifo = open(root_path(STATE), O_RDWR | O_NONBLOCK);
+    static const char page[PIPE_BUF];
+    ssize_t n;
+    CHECK(fifo >= 0);
+    while ((n = write(fifo, page, sizeof(page))) > 0) /* whole pages, then single bytes */
+        *filled += (size_t)n;
+    while ((n = write(fifo, page, 1)) > 0)
+        *filled += (size_t)n;
+    CHECK(n < 0 && errno == EAGAIN);
+    return fifo;
+}
+
 /* Whether this process's worker has the FIFO sys/power/state open, besides the case. */
 static bool worker_opened_the_state_fifo(void)
 {
@@ -641,16 +670,8 @@ static void another_processs_request_is_refused_waited_for_and_its_failure_leave
     unsigned int mask = 0;
     CHECK(virNodeSuspendGetTargetMask(&mask) == 0);
     replace_state_file_with_a_fifo();
-    int fifo = open(root_path(STATE), O_RDWR | O_NONBLOCK);
-    static const char page[PIPE_BUF];
     size_t filled = 0;
-    ssize_t n;
-    CHECK(fifo >= 0);
-    while ((n = write(fifo, page, sizeof(page))) > 0) /* whole pages, then single bytes */
-        filled += (size_t)n;
-    while ((n = write(fifo, page, 1)) > 0)
-        filled += (size_t)n;
-    CHECK(n < 0 && errno == EAGAIN);
+    int fifo = open_the_state_fifo_full(&filled);
     CHECK(signal(SIGPIPE, SIG_IGN) != SIG_ERR); /* the worker's write then fails with EPIPE */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
     CHECK_STR(root_read(WAKEALARM), "1800000061");
@@ -1015,6 +1036,265 @@ static void get_info_and_abort_check_their_flags_and_arguments(void)
     CHECK(virNodeSuspendGetLastErrorCode() == VIR_ERR_OPERATION_ABORTED);
 }
 
+/* --- What another process sees (GetInfo), and an unprivileged process ------------------- */
+
+/* What a process's virNodeSuspendGetInfo returned, sent to the case in one write. */
+struct seen {
+    int pid;
+    int ret;
+    int state;
+    int owner;
+    int last_outcome;
+    int last_target;
+    long long wake_at;
+    int lock_descriptors_before; /* its descriptors on the request's lock, before the call */
+    int lock_descriptors_after;  /*   and after it (-1: not counted) */
+    char last_error[256];
+    char message[256]; /* its error, when ret is -1 */
+    char blocked[512]; /* what kept it from reading the request's files ("": nothing) */
+};
+
+/* The value of `key` in the host's request record, as this process can read it (in a static
+ * buffer; "" when absent). */
+static const char *record_value(const char *key)
+{
+    static char value[256];
+    char record[4096 + 2], *line, *rest = NULL;
+    size_t length = strlen(key);
+    snprintf(record, sizeof(record), "%s", root_read(RECORD));
+    value[0] = '\0';
+    for (line = strtok_r(record, "\n", &rest); line != NULL; line = strtok_r(NULL, "\n", &rest))
+        if (strncmp(line, key, length) == 0 && line[length] == '=')
+            snprintf(value, sizeof(value), "%s", line + length + 1);
+    return value;
+}
+
+/* The request's lock file `name` relative to the root (in a static buffer). */
+static const char *lock_relative(const char *name)
+{
+    static char relative[300];
+    snprintf(relative, sizeof(relative), RUN_DIR "/%s", name);
+    return relative;
+}
+
+/* The path of the request's lock file the record names ("" when it names none). */
+static void lock_path(char *path, size_t size)
+{
+    const char *lock = record_value("lock");
+    path[0] = '\0';
+    if (lock[0] != '\0')
+        snprintf(path, size, "%s", root_path(lock_relative(lock)));
+}
+
+/* Appends to `why` the first component of `path` (absolute) this process may not search,
+ * or, the last one, open with `last_access`; with its mode and owner. */
+static void first_blocking_component(char *why, size_t size, const char *path, int last_access)
+{
+    char prefix[PATH_MAX];
+    size_t length = strlen(path), used = strlen(why);
+    for (size_t i = 1; i <= length; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        memcpy(prefix, path, i);
+        prefix[i] = '\0';
+        if (access(prefix, path[i] == '\0' ? last_access : X_OK) == 0)
+            continue;
+        int error = errno;
+        struct stat st;
+        if (stat(prefix, &st) == 0)
+            snprintf(why + used, size - used, "%s%s (mode %04o, uid %d, gid %d): %s", used ? "; " : "", prefix,
+                     (unsigned)(st.st_mode & 07777), (int)st.st_uid, (int)st.st_gid, strerror(error));
+        else
+            snprintf(why + used, size - used, "%s%s: %s", used ? "; " : "", prefix, strerror(error));
+        return;
+    }
+}
+
+/* This process's virNodeSuspendGetInfo, with its descriptors on the request's lock before
+ * and after it when `count_lock` (the record names the lock; read before the call). */
+static struct seen look(bool count_lock)
+{
+    struct seen seen;
+    virNodeSuspendInfo info;
+    char lock[PATH_MAX];
+    memset(&seen, 0, sizeof(seen));
+    memset(&info, 0x5a, sizeof(info));
+    lock_path(lock, sizeof(lock));
+    seen.pid = (int)getpid();
+    seen.lock_descriptors_before = count_lock && lock[0] ? descriptors_open_on(lock) : -1;
+    seen.ret = virNodeSuspendGetInfo(&info, 0);
+    seen.lock_descriptors_after = count_lock && lock[0] ? descriptors_open_on(lock) : -1;
+    if (seen.ret == 0) {
+        seen.state = info.state;
+        seen.owner = info.pid;
+        seen.wake_at = info.wakeAt;
+        seen.last_outcome = info.lastOutcome;
+        seen.last_target = info.lastTarget;
+        snprintf(seen.last_error, sizeof(seen.last_error), "%s", info.lastError ? info.lastError : "(NULL)");
+    } else {
+        snprintf(seen.message, sizeof(seen.message), "%s", virNodeSuspendGetLastErrorMessage());
+    }
+    first_blocking_component(seen.blocked, sizeof(seen.blocked), root_path(RECORD), R_OK);
+    if (lock[0])
+        first_blocking_component(seen.blocked, sizeof(seen.blocked), lock, R_OK);
+    return seen;
+}
+
+static void send_seen(int fd, bool count_lock)
+{
+    struct seen seen = look(count_lock);
+    write_all(fd, &seen, sizeof(seen));
+}
+
+static struct seen receive_seen(int fd)
+{
+    struct seen seen;
+    CHECK(read_within(fd, &seen, sizeof(seen)) == sizeof(seen));
+    printf("# process %d's GetInfo: %d, state %d pid %d wakeAt %lld lastOutcome %d lastTarget %d lastError %s%s%s\n",
+           seen.pid, seen.ret, seen.state, seen.owner, seen.wake_at, seen.last_outcome, seen.last_target,
+           seen.last_error, seen.ret ? "; error: " : "", seen.message);
+    if (seen.blocked[0])
+        printf("# process %d may not read: %s\n", seen.pid, seen.blocked);
+    return seen;
+}
+
+/* A process forked before the case's first call, which waits for `go` and then looks at
+ * the host's request (its first call: the library configures itself in it). */
+struct fresh {
+    int go[2];
+    int seen[2];
+};
+
+static void look_when_told(void *arg)
+{
+    struct fresh *fresh = arg;
+    CHECK(close(fresh->go[1]) == 0 && close(fresh->seen[0]) == 0);
+    CHECK(await_signal(fresh->go[0]));
+    send_seen(fresh->seen[1], false);
+}
+
+static pid_t start_fresh_process(struct fresh *fresh)
+{
+    make_pipe(fresh->go);
+    make_pipe(fresh->seen);
+    pid_t pid = start_child(look_when_told, fresh);
+    CHECK(close(fresh->go[0]) == 0 && close(fresh->seen[1]) == 0);
+    return pid;
+}
+
+static void close_fresh_pipes(struct fresh *fresh)
+{
+    CHECK(close(fresh->go[1]) == 0 && close(fresh->seen[0]) == 0);
+}
+
+#define NOBODY 65534
+
+/* The unprivileged process: nobody before its first call, it looks at the host's request,
+ * then waits for it. */
+struct unprivileged {
+    int go[2];       /* the case: its request is pending */
+    int seen[2];     /* the process: what its GetInfo returned */
+    int answered[2]; /* the process: its virNodeSuspendWait's answer */
+};
+
+static void look_and_wait_as_nobody(void *arg)
+{
+    struct unprivileged *pipes = arg;
+    CHECK(close(pipes->go[1]) == 0 && close(pipes->seen[0]) == 0 && close(pipes->answered[0]) == 0);
+    CHECK(setgroups(0, NULL) == 0);
+    CHECK(setgid(NOBODY) == 0);
+    CHECK(setuid(NOBODY) == 0);
+    CHECK(getuid() == NOBODY && geteuid() == NOBODY && getgid() == NOBODY && getegid() == NOBODY);
+    CHECK(await_signal(pipes->go[0]));
+    send_seen(pipes->seen[1], false);
+    send_answer(pipes->answered[1], virNodeSuspendWait());
+}
+
+static int answered_fd;
+
+/* Whether the watched process waits on the request's lock, or has answered (the case then
+ * tells that it did not wait). */
+static bool watched_wait_or_answered(void)
+{
+    return readable_now(answered_fd) || watched_wait_on_the_request();
+}
+
+static unsigned file_mode(const char *relative)
+{
+    struct stat st;
+    CHECK(stat(root_path(relative), &st) == 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+static void unprivileged_process_waits_for_roots_request_until_it_is_aborted(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("3600"); /* pending for the whole case */
+    /* mkdtemp made the fake root 0700: nobody may not even reach it. */
+    CHECK(chmod(root_path("."), 0755) == 0);
+    struct unprivileged pipes;
+    make_pipe(pipes.go);
+    make_pipe(pipes.seen);
+    make_pipe(pipes.answered);
+    /* Forked before this process's first call: a process of its own for the library. */
+    pid_t nobody = start_child(look_and_wait_as_nobody, &pipes);
+    CHECK(close(pipes.go[0]) == 0 && close(pipes.seen[1]) == 0 && close(pipes.answered[1]) == 0);
+
+    /* A, this process (root): its request, pending. */
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == 0);
+    CHECK_STR(root_read(WAKEALARM), "1800003651");
+    char lock[256];
+    snprintf(lock, sizeof(lock), "%s", lock_relative(record_value("lock")));
+    printf("# modes: fake root %04o, %s %04o, request %04o, guard %04o, %s %04o\n", file_mode("."), RUN_DIR,
+           file_mode(RUN_DIR), file_mode(RECORD), file_mode(RUN_DIR "/guard"), lock, file_mode(lock));
+    CHECK(file_mode(RUN_DIR "/guard") == 0600);
+    CHECK(file_mode(lock) == 0644);
+
+    signal_once(pipes.go[1]);
+    struct seen seen = receive_seen(pipes.seen[0]);
+    CHECK(seen.blocked[0] == '\0');
+    CHECK(seen.ret == 0);
+    CHECK(seen.state == VIR_NODE_SUSPEND_STATE_PENDING);
+    CHECK(seen.owner == (int)getpid());
+    CHECK(seen.wake_at == 1800003651);
+
+    /* Its wait waits on the request's lock. */
+    answered_fd = pipes.answered[0];
+    watch(&nobody, 1);
+    WAIT_FOR(watched_wait_or_answered);
+    if (readable_now(pipes.answered[0])) {
+        struct answer early = receive_answer(pipes.answered[0]);
+        printf("# nobody's virNodeSuspendWait did not wait: %d, code %d: %s\n", early.ret, early.code,
+               early.message);
+        CHECK(!"nobody's virNodeSuspendWait waits for the request");
+    }
+    printf("# nobody (pid %d) is blocked in virNodeSuspendWait on %s\n", (int)nobody, lock);
+    CHECK(record_has("state=pending"));
+    CHECK(record_has("pid=%d", (int)getpid()));
+    CHECK_STR(root_read(WAKEALARM), "1800003651");
+
+    char aborted_by_me[128];
+    snprintf(aborted_by_me, sizeof(aborted_by_me), ABORTED_BY, (int)getpid());
+    struct timespec aborted_at;
+    CHECK(virNodeSuspendAbort(0) == 0);
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &aborted_at) == 0);
+    struct answer waited = receive_answer(pipes.answered[0]);
+    printf("# nobody's virNodeSuspendWait: %d, code %d, %.3f s after the abort returned: %s\n", waited.ret,
+           waited.code, seconds_between(&aborted_at, &waited.at), waited.message);
+    CHECK(waited.ret == -1);
+    CHECK(waited.code == VIR_ERR_OPERATION_ABORTED);
+    CHECK(waited.domain == VIR_FROM_NONE);
+    CHECK_STR(waited.message, aborted_by_me);
+    CHECK(virNodeSuspendWait() == -1);
+    CHECK_ERROR(VIR_ERR_OPERATION_ABORTED, VIR_FROM_NONE, aborted_by_me);
+    reap_ok(nobody, "the unprivileged process");
+    CHECK_STR(root_read(WAKEALARM), "0");
+    CHECK(record_has("state=idle"));
+    CHECK(record_has("last_outcome=aborted"));
+    CHECK(!exists(lock));
+    CHECK(close(pipes.go[1]) == 0 && close(pipes.seen[0]) == 0 && close(pipes.answered[0]) == 0);
+}
+
 /* --- fork() --------------------------------------------------------------------------- */
 
 static void request_and_wait_in_the_child(void *arg)
@@ -1093,6 +1373,146 @@ static void child_forked_while_a_request_is_pending_makes_none_and_waits_for_the
     CHECK(close(refused[0]) == 0);
 }
 
+/* P, the owner: a request held in its worker's write to the full FIFO sys/power/state; a
+ * child forked while the worker is blocked there (in the kernel, holding none of the
+ * library's locks); then P stays until the case kills it. */
+struct forked_while_suspending {
+    int forked[2];   /* P: its child's pid */
+    int seen[2];     /* the child: what its GetInfo returned */
+    int answered[2]; /* the child: its virNodeSuspendWait's answer */
+};
+
+/* Whether this process's worker is blocked in its write to the FIFO sys/power/state. */
+static bool worker_blocked_writing_the_state_fifo(void)
+{
+    return descriptors_open_on(root_path(STATE)) == 2 && worker_syscall() == SYS_write;
+}
+
+static void look_then_wait_for_the_parents_request(void *arg)
+{
+    struct forked_while_suspending *pipes = arg;
+    CHECK(close(pipes->forked[1]) == 0);
+    /* Its first call since the fork. */
+    send_seen(pipes->seen[1], true);
+    send_answer(pipes->answered[1], virNodeSuspendWait());
+}
+
+static void request_then_fork_while_suspending(void *arg)
+{
+    struct forked_while_suspending *pipes = arg;
+    size_t filled = 0;
+    CHECK(close(pipes->forked[0]) == 0 && close(pipes->seen[0]) == 0 && close(pipes->answered[0]) == 0);
+    int fifo = open_the_state_fifo_full(&filled);
+    CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
+    WAIT_FOR(request_is_suspending);
+    WAIT_FOR(worker_blocked_writing_the_state_fifo);
+    pid_t child = start_child(look_then_wait_for_the_parents_request, pipes);
+    CHECK(close(pipes->seen[1]) == 0 && close(pipes->answered[1]) == 0);
+    write_all(pipes->forked[1], &child, sizeof(child));
+    (void)fifo; /* held open and full until this process is killed */
+    for (;;)
+        pause();
+}
+
+static void adopt_child(pid_t pid)
+{
+    size_t slot = 0;
+    while (slot < sizeof(children) / sizeof(children[0]) && children[slot] > 0)
+        slot++;
+    CHECK(slot < sizeof(children) / sizeof(children[0]));
+    children[slot] = pid;
+}
+
+static void child_forked_while_suspending_whose_parent_is_killed_sees_the_request_end(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("0");
+    /* The child of P outlives it: it becomes this process's, to reap. */
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) == 0);
+    struct fresh fresh;
+    pid_t looker = start_fresh_process(&fresh);
+    query_then_hold_suspends_on_a_fifo();
+
+    struct forked_while_suspending pipes;
+    make_pipe(pipes.forked);
+    make_pipe(pipes.seen);
+    make_pipe(pipes.answered);
+    pid_t p = start_child(request_then_fork_while_suspending, &pipes);
+    CHECK(close(pipes.forked[1]) == 0 && close(pipes.seen[1]) == 0 && close(pipes.answered[1]) == 0);
+    pid_t c;
+    CHECK(read_within(pipes.forked[0], &c, sizeof(c)) == sizeof(c));
+    adopt_child(c);
+    CHECK(request_is_suspending());
+    CHECK(record_has("pid=%d", (int)p));
+    char lock[256];
+    snprintf(lock, sizeof(lock), "%s", lock_relative(record_value("lock")));
+
+    struct seen seen = receive_seen(pipes.seen[0]);
+    printf("# the child's descriptors on %s: %d before its first call, %d after it\n", lock,
+           seen.lock_descriptors_before, seen.lock_descriptors_after);
+    CHECK(seen.ret == 0);
+    CHECK(seen.state == VIR_NODE_SUSPEND_STATE_SUSPENDING);
+    CHECK(seen.owner == (int)p);
+    CHECK(seen.wake_at == 1800000061);
+    CHECK(seen.lock_descriptors_before == 1); /* its copy of the worker's */
+    int lock_descriptors_after_get_info = seen.lock_descriptors_after;
+
+    /* Its wait waits for P's request. */
+    answered_fd = pipes.answered[0];
+    watch(&c, 1);
+    WAIT_FOR(watched_wait_or_answered);
+    CHECK(!readable_now(pipes.answered[0]));
+    printf("# the child (pid %d) is blocked in virNodeSuspendWait on %s\n", (int)c, lock);
+
+    /* P dies while suspending: its lock goes with it, as the child's copy is gone. */
+    int status;
+    struct timespec killed_at;
+    CHECK(kill(p, SIGKILL) == 0);
+    CHECK(waitpid(p, &status, 0) == p);
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &killed_at) == 0);
+    forget_child(p);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    struct answer waited = receive_answer(pipes.answered[0]);
+    printf("# the child's virNodeSuspendWait: %d, code %d, %.3f s after P was reaped: %s\n", waited.ret,
+           waited.code, seconds_between(&killed_at, &waited.at), waited.message);
+    printf("# the record: %s\n", record_in_one_line());
+    char abandoned[192];
+    snprintf(abandoned, sizeof(abandoned),
+             "process %d ended after the suspend started; its wake-up alarm was left armed", (int)p);
+    CHECK(waited.ret == -1);
+    CHECK(waited.pid == (int)c);
+    CHECK(waited.code == VIR_ERR_OPERATION_FAILED);
+    CHECK(waited.domain == VIR_FROM_NONE);
+    CHECK_STR(waited.message, abandoned);
+    CHECK(seconds_between(&killed_at, &waited.at) < 10);
+    reap_ok(c, "P's child");
+    CHECK(record_has("state=idle"));
+    CHECK(record_has("last_outcome=abandoned"));
+    CHECK(record_has("last_target=mem"));
+    CHECK(record_has("last_error=%s", abandoned));
+    CHECK(record_has("last_code=%d", VIR_ERR_OPERATION_FAILED));
+    CHECK(!exists(lock));
+    CHECK_STR(root_read(WAKEALARM), "1800000061"); /* a suspending request keeps its alarm */
+
+    /* A fresh process sees the host idle, its last request abandoned. */
+    signal_once(fresh.go[1]);
+    seen = receive_seen(fresh.seen[0]);
+    CHECK(seen.ret == 0);
+    CHECK(seen.state == VIR_NODE_SUSPEND_STATE_IDLE);
+    CHECK(seen.owner == 0);
+    CHECK(seen.last_outcome == VIR_NODE_SUSPEND_OUTCOME_ABANDONED);
+    CHECK(seen.last_target == VIR_NODE_SUSPEND_TARGET_MEM);
+    CHECK_STR(seen.last_error, abandoned);
+    reap_ok(looker, "the fresh process");
+    CHECK_STR(root_read(WAKEALARM), "1800000061");
+    close_fresh_pipes(&fresh);
+    CHECK(close(pipes.forked[0]) == 0 && close(pipes.seen[0]) == 0 && close(pipes.answered[0]) == 0);
+    /* Last, as the rest holds either way: the child let go of its copy of the lock at its
+     * first call (README, "fork()"), its GetInfo, not only at its wait. Else, had P died
+     * before the child's wait, any other process's wait would wait for the child. */
+    CHECK(lock_descriptors_after_get_info == 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct harness_case cases[] = {
@@ -1114,18 +1534,23 @@ int main(int argc, char **argv)
          third_processs_wait_returns_when_the_owners_request_is_over_with_its_outcome},
         {"virNodeSuspendGetInfo and virNodeSuspendAbort check their flags and arguments",
          get_info_and_abort_check_their_flags_and_arguments},
+        {"an unprivileged process sees root's pending request and its virNodeSuspendWait waits until it is aborted",
+         unprivileged_process_waits_for_roots_request_until_it_is_aborted},
         {"a child forked after a finished request has its own request carried out",
          child_forked_after_a_finished_request_has_its_own_carried_out},
         {"a child forked while a request is pending makes none of its own, and its wait waits for the parent's",
          child_forked_while_a_request_is_pending_makes_none_and_waits_for_the_parents},
+        {"a child forked while its parent suspends, whose parent is then killed, sees the request end (abandoned, "
+         "alarm kept)",
+         child_forked_while_suspending_whose_parent_is_killed_sees_the_request_end},
     };
     size_t count = sizeof(cases) / sizeof(cases[0]);
-    /* A child forked from a process whose worker thread runs (the last two cases) holds
+    /* A child forked from a process whose worker thread runs (the last three cases) holds
      * what that thread allocated (its handle, name and start packet), with no thread left
      * to reach it from: memcheck and LeakSanitizer call it lost, though fork() did that,
      * not the library. Under them (meson passes --leak-checked), those cases are left out. */
     if (argc == 2 && strcmp(argv[1], "--leak-checked") == 0) {
-        count -= 2;
+        count -= 3;
         printf("# leak-checked: the cases that fork from a process with a worker thread are left out\n");
     } else if (argc != 1) {
         fprintf(stderr, "usage: %s [--leak-checked]\n", argv[0]);
