@@ -478,8 +478,12 @@ impl HostRequest {
         if !path.exists() {
             return Ok(());
         }
-        // Released at once: the lock is only the owner's to hold.
-        lock(&path, FlockArg::LockShared, Existing).map(drop)
+        // Released at once: the lock is only the owner's to hold. Gone meanwhile: the
+        // request is over.
+        match lock(&path, FlockArg::LockShared, Existing) {
+            Err(error) if error.int1 == libc::ENOENT => Ok(()),
+            taken => taken.map(drop),
+        }
     }
 
     /// Looks for a request whose owner is gone, and settles it with `settle` (under the
@@ -620,14 +624,21 @@ use LockFile::{Create, Existing};
 
 /// A `flock` on `path`; `None` when another open file description holds it and `how` does
 /// not wait.
-fn lock(path: &Path, how: FlockArg, file: LockFile) -> Result<Option<HostLock>> {
+fn lock(path: &Path, how: FlockArg, file_kind: LockFile) -> Result<Option<HostLock>> {
     let mut options = OpenOptions::new();
     options.read(true).custom_flags(libc::O_CLOEXEC);
-    if let Create(mode) = file {
+    if let Create(mode) = file_kind {
         options.write(true).create(true).mode(mode);
     }
     let file = options
         .open(path)
+        .and_then(|file| match file_kind {
+            // The mode asked for, whatever the process's umask.
+            Create(mode) => file
+                .set_permissions(Permissions::from_mode(mode))
+                .map(|()| file),
+            Existing => Ok(file),
+        })
         .map_err(|e| Error::system(FUNCTION, &e, format!("Unable to open '{}'", path.display())))?;
     loop {
         #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
@@ -804,7 +815,7 @@ mod tests {
         let lock = &record.phase.accepted().unwrap().lock;
         assert_eq!(
             (mode(""), mode("guard"), mode(lock), mode("request")),
-            (0o755, 0o600, 0o600, 0o644)
+            (0o755, 0o600, 0o644, 0o644)
         );
     }
 

@@ -435,7 +435,10 @@ impl NodeSuspend {
         }
         let mut record = self.inner.host.read().ok()?;
         if let Some(accepted) = record.phase.accepted().cloned() {
-            let _ = self.inner.host.wait_while_owned(&accepted);
+            // One that cannot be waited for (its lock unreadable) is not reported as over.
+            if let Err(error) = self.inner.host.wait_while_owned(&accepted) {
+                return Some(Err(error));
+            }
             record = self.inner.host.read().ok()?;
             if record.phase.accepted() == Some(&accepted) {
                 // Its lock is free and the request not over: its process died.
@@ -457,6 +460,9 @@ impl NodeSuspend {
     /// is free), so a long-running caller does not see it pending for good.
     pub fn info(&self, flags: u32) -> Result<Record> {
         check_flags_of("virNodeSuspendGetInfo", flags)?;
+        // As every call but the cached mask, it makes a forked child's inherited state its
+        // own first (letting go of its parent's lock: Requests::forked).
+        drop(self.inner.requests());
         let record = self.inner.host.read()?;
         match record.phase.accepted() {
             Some(accepted) if !accepted.owner.may_be_alive() => {
@@ -474,6 +480,7 @@ impl NodeSuspend {
     /// aborted".
     pub fn abort(&self, flags: u32) -> Result<()> {
         check_flags_of(ABORT, flags)?;
+        drop(self.inner.requests()); // see info
         let nothing = || {
             Error::new(
                 ErrorCode::OperationInvalid,
