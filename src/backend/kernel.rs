@@ -847,8 +847,11 @@ mod tests {
 
     #[test]
     fn swap_file_whose_first_page_is_not_resume_offset_is_not_the_resume_device() {
-        // Far beyond the end of any file system these tests run on.
-        let root = with_swap_file(FakeRoot::new()).file("sys/power/resume_offset", "99999999999\n");
+        // Far beyond the end of any file system these tests run on. In the build tree, which
+        // has extent maps (FIEMAP); /tmp may be a tmpfs, which has none.
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let root = with_swap_file(FakeRoot::new_in(&target))
+            .file("sys/power/resume_offset", "99999999999\n");
         let why = format!(
             "no active swap area in {} is the resume device {}",
             shown(&root, "proc/swaps"),
