@@ -413,27 +413,28 @@ impl HostRequest {
     /// Takes the guard, waiting for it (it is held for a few file operations at a time).
     /// The directory and the guard file are made when missing (only root can, in `/run`).
     pub fn guard(&self) -> Result<Guard<'_>> {
-        if !self.dir.is_dir() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(&self.dir)
-                // The mode asked for, whatever the process's umask: every process on the
-                // host reads the record.
-                .and_then(|()| fs::set_permissions(&self.dir, Permissions::from_mode(0o755)))
-                .map_err(|e| {
-                    Error::system(
-                        FUNCTION,
-                        &e,
-                        format!("Unable to create '{}'", self.dir.display()),
-                    )
-                })?;
+        let path = self.dir.join("guard");
+        let held = match lock(&path, FlockArg::LockExclusive, Create(0o600)) {
+            // The directory is missing: made once, then every call finds it.
+            Err(error) if error.int1 == libc::ENOENT => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(&self.dir)
+                    // The mode asked for, whatever the process's umask: every process on
+                    // the host reads the record.
+                    .and_then(|()| fs::set_permissions(&self.dir, Permissions::from_mode(0o755)))
+                    .map_err(|e| {
+                        Error::system(
+                            FUNCTION,
+                            &e,
+                            format!("Unable to create '{}'", self.dir.display()),
+                        )
+                    })?;
+                lock(&path, FlockArg::LockExclusive, Create(0o600))?
+            }
+            held => held?,
         }
-        let held = lock(
-            &self.dir.join("guard"),
-            FlockArg::LockExclusive,
-            Create(0o600),
-        )?
         .expect("a lock waited for is taken");
         Ok(Guard {
             host: self,
@@ -566,11 +567,8 @@ impl Guard<'_> {
             REQUESTS.fetch_add(1, Ordering::Relaxed)
         );
         let path = self.host.dir.join(&name);
-        // One of the same name is a leftover: of a process with the same pid and start
-        // time in another boot's /run, or one this process could not remove.
-        let _ = fs::remove_file(&path);
         let held =
-            lock(&path, FlockArg::LockExclusiveNonblock, Create(0o644))?.ok_or_else(|| {
+            lock(&path, FlockArg::LockExclusiveNonblock, Fresh(0o644))?.ok_or_else(|| {
                 Error::system(
                     FUNCTION,
                     &io::Error::from_raw_os_error(libc::EWOULDBLOCK),
@@ -618,27 +616,49 @@ impl Guard<'_> {
 enum LockFile {
     /// Made with this mode when missing.
     Create(u32),
+    /// Made anew with this mode; a leftover of the same name is replaced.
+    Fresh(u32),
     Existing,
 }
-use LockFile::{Create, Existing};
+use LockFile::{Create, Existing, Fresh};
+
+/// Opens (and makes) a lock file. An existing one is opened as it is, in one system call:
+/// `virNodeSuspend` opens the guard every time, and its whole cost is a few dozen system
+/// calls (`scripts/bench`).
+fn open_lock_file(path: &Path, kind: LockFile) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags(libc::O_CLOEXEC);
+    let (made, mode) = match kind {
+        Existing => return options.open(path),
+        Create(mode) => match options.open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (options.write(true).create(true).mode(mode).open(path), mode)
+            }
+            opened => return opened,
+        },
+        Fresh(mode) => {
+            options.write(true).create_new(true).mode(mode);
+            let made = match options.open(path) {
+                // Left by a process of the same pid and start time in another boot's
+                // /run, or one this process could not remove.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(path).and_then(|()| options.open(path))
+                }
+                made => made,
+            };
+            (made, mode)
+        }
+    };
+    let made = made?;
+    // The mode asked for, whatever the process's umask.
+    made.set_permissions(Permissions::from_mode(mode))?;
+    Ok(made)
+}
 
 /// A `flock` on `path`; `None` when another open file description holds it and `how` does
 /// not wait.
-fn lock(path: &Path, how: FlockArg, file_kind: LockFile) -> Result<Option<HostLock>> {
-    let mut options = OpenOptions::new();
-    options.read(true).custom_flags(libc::O_CLOEXEC);
-    if let Create(mode) = file_kind {
-        options.write(true).create(true).mode(mode);
-    }
-    let file = options
-        .open(path)
-        .and_then(|file| match file_kind {
-            // The mode asked for, whatever the process's umask.
-            Create(mode) => file
-                .set_permissions(Permissions::from_mode(mode))
-                .map(|()| file),
-            Existing => Ok(file),
-        })
+fn lock(path: &Path, how: FlockArg, kind: LockFile) -> Result<Option<HostLock>> {
+    let file = open_lock_file(path, kind)
         .map_err(|e| Error::system(FUNCTION, &e, format!("Unable to open '{}'", path.display())))?;
     loop {
         #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
