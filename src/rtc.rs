@@ -84,7 +84,7 @@ impl Rtc {
 
     /// The RTC's current time, in whole seconds since the epoch.
     fn now(&self) -> Result<u64> {
-        let text = sysfs::read(&self.since_epoch, SET_WAKEUP)?;
+        let text = sysfs::read_attribute(&self.since_epoch, SET_WAKEUP)?;
         text.trim().parse().map_err(|_| {
             Error::new(
                 ErrorCode::InternalError,

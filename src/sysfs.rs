@@ -24,20 +24,20 @@ pub fn read_optional(path: &Path, function: &'static str) -> Result<Option<Strin
     }
 }
 
-/// An attribute's value: at most one page, which is all a sysfs attribute holds (so a
-/// file standing in for one that never ends, such as `/dev/full` in tests, is cut short).
+/// An attribute's value, read with one `read(2)`: a sysfs attribute holds at most one page
+/// and comes whole from the first read (a file standing in for one that never ends, such
+/// as `/dev/full` in tests, is cut short). One system call where `fs::read_to_string`
+/// makes three: `virNodeSuspend` reads two attributes (`scripts/bench`).
 pub fn read_attribute(path: &Path, function: &'static str) -> Result<String> {
     use std::io::Read;
-    let mut text = String::new();
-    fs::File::open(path)
-        .and_then(|file| file.take(4096).read_to_string(&mut text))
-        .map(|_| text)
-        .map_err(|e| Error::system(function, &e, format!("Unable to read '{}'", path.display())))
-}
-
-pub fn read(path: &Path, function: &'static str) -> Result<String> {
-    fs::read_to_string(path)
-        .map_err(|e| Error::system(function, &e, format!("Unable to read '{}'", path.display())))
+    let failed =
+        |e: &io::Error| Error::system(function, e, format!("Unable to read '{}'", path.display()));
+    let mut page = [0u8; 4096];
+    let length = fs::File::open(path)
+        .and_then(|mut file| file.read(&mut page))
+        .map_err(|e| failed(&e))?;
+    String::from_utf8(page[..length].to_vec())
+        .map_err(|_| failed(&io::Error::from(io::ErrorKind::InvalidData)))
 }
 
 /// Writes `value` to an existing attribute in one `write(2)`, as sysfs requires; the file
