@@ -20,7 +20,7 @@ pub const LATEST_WAKE: u64 = 4_102_444_799;
 /// in the daemon's log line for those errors.
 const SET_WAKEUP: &str = "virNodeSuspendSetNodeWakeup";
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Rtc {
     /// `sys/class/rtc/rtcN`, relative to the root (as the request record names it).
     dir: String,
