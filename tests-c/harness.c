@@ -14,17 +14,6 @@
 
 #include <virnodesuspend.h>
 
-/* libvirt's virErrorNumber and virErrorDomain values the library reports. */
-enum {
-    VIR_ERR_INVALID_ARG = 8,
-    VIR_ERR_SYSTEM_ERROR = 38,
-    VIR_ERR_OPERATION_INVALID = 55,
-    VIR_ERR_CONFIG_UNSUPPORTED = 67,
-    VIR_ERR_ARGUMENT_UNSUPPORTED = 74,
-    VIR_ERR_NO_SUPPORT = 84,
-    VIR_FROM_NONE = 0,
-};
-
 #define ALL_TARGETS ((1u << VIR_NODE_SUSPEND_TARGET_MEM) | (1u << VIR_NODE_SUSPEND_TARGET_DISK) | \
                      (1u << VIR_NODE_SUSPEND_TARGET_HYBRID))
 
@@ -119,7 +108,7 @@ static void a_host_without_rtc_cannot_be_woken(void)
     char message[512];
     snprintf(message, sizeof(message), "Operation not supported: no real-time clock in '%s' can wake the host",
              root_path("sys/class/rtc"));
-    CHECK_ERROR(VIR_ERR_NO_SUPPORT, VIR_FROM_NONE, message);
+    CHECK_ERROR(VIR_ERR_OPERATION_UNSUPPORTED, VIR_FROM_NONE, message);
 }
 
 static void a_bad_knob_fails_every_call_after_the_flags_check(void)

@@ -38,16 +38,6 @@
 
 #include <virnodesuspend.h>
 
-/* libvirt's virErrorNumber and virErrorDomain values the library reports. */
-enum {
-    VIR_ERR_INVALID_ARG = 8,
-    VIR_ERR_OPERATION_FAILED = 9,
-    VIR_ERR_SYSTEM_ERROR = 38,
-    VIR_ERR_OPERATION_INVALID = 55,
-    VIR_ERR_OPERATION_ABORTED = 78,
-    VIR_FROM_NONE = 0,
-};
-
 #define IN_PROGRESS "Requested operation is not valid: Suspend operation already in progress"
 #define NO_REQUEST "Requested operation is not valid: no suspend request was made"
 #define NOTHING_TO_ABORT "Requested operation is not valid: no suspend request is in progress"
