@@ -461,11 +461,13 @@ impl HostRequest {
     /// The record as it is now; an empty one when there is none. A record that cannot be
     /// parsed reads as no request and no outcome: it is replaced at the next write.
     pub fn read(&self) -> Result<Record> {
-        let path = self.record_path();
-        match sysfs::read_optional(&path, FUNCTION)? {
-            None => Ok(Record::default()),
-            Some(text) => Ok(Record::parse(&text).unwrap_or_default()),
-        }
+        Ok(self.parsed()?.unwrap_or_default())
+    }
+
+    /// The record parsed, or why it could not be; an empty one when there is none.
+    fn parsed(&self) -> Result<std::result::Result<Record, String>> {
+        let text = sysfs::read_optional(&self.record_path(), FUNCTION)?;
+        Ok(text.map_or_else(|| Ok(Record::default()), |text| Record::parse(&text)))
     }
 
     /// Returns once `accepted`'s owner no longer holds its lock: its request is over and
@@ -475,13 +477,13 @@ impl HostRequest {
     pub fn wait_while_owned(&self, accepted: &Accepted) -> Result<()> {
         // Any user may: a request's lock file is readable, and holding it shared stops
         // nothing (a later request makes a file of its own).
-        let path = self.dir.join(&accepted.lock);
-        if !path.exists() {
-            return Ok(());
-        }
-        // Released at once: the lock is only the owner's to hold. Gone meanwhile: the
+        // Released at once: the lock is only the owner's to hold. No lock file: the
         // request is over.
-        match lock(&path, FlockArg::LockShared, Existing) {
+        match lock(
+            &self.dir.join(&accepted.lock),
+            FlockArg::LockShared,
+            Existing,
+        ) {
             Err(error) if error.int1 == libc::ENOENT => Ok(()),
             taken => taken.map(drop),
         }
@@ -505,11 +507,7 @@ impl Guard<'_> {
     /// another version) is taken for a request in progress while any request's lock is
     /// held, so that it never lets a second request in; else for none.
     pub fn read(&self) -> Result<Record> {
-        let path = self.host.record_path();
-        let Some(text) = sysfs::read_optional(&path, FUNCTION)? else {
-            return Ok(Record::default());
-        };
-        match Record::parse(&text) {
+        match self.host.parsed()? {
             Ok(record) => Ok(record),
             Err(_) if self.some_lock_is_held()? => Err(already_in_progress()),
             Err(_) => Ok(Record::default()),
@@ -544,15 +542,15 @@ impl Guard<'_> {
             return Ok(Liveness::Idle);
         };
         let path = self.host.dir.join(&accepted.lock);
-        if !path.exists() {
-            return Ok(Liveness::Gone);
-        }
         Ok(
-            match lock(&path, FlockArg::LockExclusiveNonblock, Existing)? {
-                Some(_free) => Liveness::Gone,
+            match lock(&path, FlockArg::LockExclusiveNonblock, Existing) {
+                // No lock file: its owner ended the request, or never made one.
+                Err(error) if error.int1 == libc::ENOENT => Liveness::Gone,
+                Err(error) => return Err(error),
+                Ok(Some(_free)) => Liveness::Gone,
                 // Taken, but perhaps only by a child of an owner that died.
-                None if accepted.owner.may_be_alive() => Liveness::Owned,
-                None => Liveness::Gone,
+                Ok(None) if accepted.owner.may_be_alive() => Liveness::Owned,
+                Ok(None) => Liveness::Gone,
             },
         )
     }
