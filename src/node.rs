@@ -515,17 +515,13 @@ impl NodeSuspend {
                 "the suspend has already started, it can no longer be aborted",
             ));
         };
-        if let Some(rtc) = Rtc::with_wakealarm(&self.inner.config.root, &accepted.wakealarm) {
-            rtc.disarm_if_at(accepted.wake_at)?;
-        }
+        disarm_recorded_alarm(&self.inner.config, accepted)?;
         let aborted = Record {
             phase: host::Phase::Idle,
             last: Some(Ended {
                 ending: Ending::Aborted,
                 target: accepted.target,
-                error: Some(RecordedError::from(&aborted_by(Some(
-                    Owner::this_process().pid,
-                )))),
+                error: Some(RecordedError::from(&aborted_by(Some(getpid().as_raw())))),
             }),
         };
         guard.write(&aborted)?;
@@ -700,6 +696,15 @@ fn aborted_by(by: Option<i32>) -> Error {
     Error::new(ErrorCode::OperationAborted, SUSPEND, info)
 }
 
+/// Disarms the alarm the record says `accepted` armed, if it still holds its value (an
+/// alarm file no clock has is none of the library's: left alone).
+fn disarm_recorded_alarm(config: &Config, accepted: &Accepted) -> Result<()> {
+    match Rtc::with_wakealarm(&config.root, &accepted.wakealarm) {
+        Some(rtc) => rtc.disarm_if_at(accepted.wake_at).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// Settles a request whose process ended before the request did (`record` is not idle,
 /// and its lock was free): returns the record written, idle with the outcome "abandoned".
 ///
@@ -719,11 +724,7 @@ fn settle_abandoned(config: &Config, guard: &Guard, record: Record) -> Record {
             "process {pid} ended after the suspend started; its wake-up alarm was left armed"
         ),
         false => {
-            let disarmed = match Rtc::with_wakealarm(&config.root, &accepted.wakealarm) {
-                Some(rtc) => rtc.disarm_if_at(accepted.wake_at).map(drop),
-                None => Ok(()),
-            };
-            match disarmed {
+            match disarm_recorded_alarm(config, &accepted) {
                 Ok(()) => format!("process {pid} ended before the suspend started"),
                 Err(e) => format!(
                     "process {pid} ended before the suspend started; its wake-up alarm could not be disarmed: {e}"
