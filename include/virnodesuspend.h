@@ -13,13 +13,13 @@
 
 
 /*
- * libvirt's public header defines virNodeSuspendTarget too. Where it is installed it is
- * included here, so that this header and <libvirt/libvirt.h> can be used together in
- * either order; elsewhere the same values are defined below.
+ * libvirt's public headers define virNodeSuspendTarget and the error numbers too. Where
+ * they are installed they are included here, so that this header and libvirt's can be
+ * used together in either order; elsewhere the same values are defined below.
  */
-#if !defined(LIBVIRT_HOST_H) && defined(__has_include)
-# if __has_include(<libvirt/libvirt.h>)
-#  include <libvirt/libvirt.h>
+#if !defined(LIBVIRT_VIRTERROR_H) && defined(__has_include)
+# if __has_include(<libvirt/virterror.h>)
+#  include <libvirt/virterror.h>
 # endif
 #endif
 
@@ -30,6 +30,33 @@ typedef enum {
     VIR_NODE_SUSPEND_TARGET_HYBRID = 2, /* Hybrid-Suspend */
     VIR_NODE_SUSPEND_TARGET_LAST
 } virNodeSuspendTarget;
+#endif
+
+/*
+ * The virErrorNumber, virErrorDomain and virErrorLevel values the library reports, by
+ * libvirt's names and with libvirt's numbers: the ones of <libvirt/virterror.h> where it
+ * is included, these elsewhere. virNodeSuspendError's code, domain and level are these.
+ */
+#ifndef LIBVIRT_VIRTERROR_H
+enum {
+    VIR_ERR_INTERNAL_ERROR = 1,
+    VIR_ERR_INVALID_ARG = 8,
+    VIR_ERR_OPERATION_FAILED = 9,
+    VIR_ERR_SYSTEM_ERROR = 38,
+    VIR_ERR_OPERATION_INVALID = 55,
+    VIR_ERR_CONFIG_UNSUPPORTED = 67,
+    VIR_ERR_ARGUMENT_UNSUPPORTED = 74,
+    VIR_ERR_OPERATION_ABORTED = 78,
+    VIR_ERR_OPERATION_UNSUPPORTED = 84,
+    VIR_ERR_DBUS_SERVICE = 89
+};
+enum {
+    VIR_FROM_NONE = 0,
+    VIR_FROM_DBUS = 47
+};
+enum {
+    VIR_ERR_ERROR = 2
+};
 #endif
 
 

@@ -251,6 +251,47 @@ fn strerror(errno: i32) -> String {
 mod tests {
     use super::*;
 
+    /// The header's error numbers, the ones C callers, the command-line tool and the
+    /// Python binding use, are this enum's: each code by libvirt's name, and no other.
+    #[test]
+    fn header_names_every_code_domain_and_level_with_its_number() {
+        let header = include_str!("../include/virnodesuspend.h");
+        let defined: Vec<(&str, i32)> = header
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.trim().trim_end_matches(',').split_once(" = ")?;
+                let number = value.parse().ok()?;
+                (name.starts_with("VIR_ERR_") || name.starts_with("VIR_FROM_"))
+                    .then_some((name, number))
+            })
+            .collect();
+        let libvirt_name = |code| match code {
+            ErrorCode::InternalError => "VIR_ERR_INTERNAL_ERROR",
+            ErrorCode::InvalidArg => "VIR_ERR_INVALID_ARG",
+            ErrorCode::OperationFailed => "VIR_ERR_OPERATION_FAILED",
+            ErrorCode::SystemError => "VIR_ERR_SYSTEM_ERROR",
+            ErrorCode::OperationInvalid => "VIR_ERR_OPERATION_INVALID",
+            ErrorCode::ConfigUnsupported => "VIR_ERR_CONFIG_UNSUPPORTED",
+            ErrorCode::ArgumentUnsupported => "VIR_ERR_ARGUMENT_UNSUPPORTED",
+            ErrorCode::OperationAborted => "VIR_ERR_OPERATION_ABORTED",
+            ErrorCode::OperationUnsupported => "VIR_ERR_OPERATION_UNSUPPORTED",
+            ErrorCode::DbusService => "VIR_ERR_DBUS_SERVICE",
+        };
+        let mut expected: Vec<(&str, i32)> = ErrorCode::ALL
+            .into_iter()
+            .map(|code| (libvirt_name(code), code as i32))
+            .collect();
+        expected.extend([
+            ("VIR_FROM_NONE", DOMAIN_NONE),
+            ("VIR_FROM_DBUS", DOMAIN_DBUS),
+            ("VIR_ERR_ERROR", LEVEL_ERROR),
+        ]);
+        let mut defined_sorted = defined;
+        defined_sorted.sort();
+        expected.sort();
+        assert_eq!(defined_sorted, expected);
+    }
+
     #[test]
     fn prefixed_error_keeps_format_in_str1_and_info_in_str2() {
         let e = Error::new(

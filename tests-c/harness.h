@@ -12,22 +12,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* libvirt's virErrorNumber and virErrorDomain values the library reports, by libvirt's names,
- * for cases that do not include <libvirt/virterror.h> (those that do use its own). */
-#ifndef LIBVIRT_VIRTERROR_H
-enum {
-    VIR_ERR_INVALID_ARG = 8,
-    VIR_ERR_OPERATION_FAILED = 9,
-    VIR_ERR_SYSTEM_ERROR = 38,
-    VIR_ERR_OPERATION_INVALID = 55,
-    VIR_ERR_CONFIG_UNSUPPORTED = 67,
-    VIR_ERR_ARGUMENT_UNSUPPORTED = 74,
-    VIR_ERR_OPERATION_ABORTED = 78,
-    VIR_ERR_OPERATION_UNSUPPORTED = 84,
-    VIR_FROM_NONE = 0,
-};
-#endif
-
 struct harness_case {
     const char *name;
     void (*run)(void);

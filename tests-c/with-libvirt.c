@@ -32,11 +32,39 @@ static void libvirt_sees_the_errors_this_library_raises(void)
     CHECK_STR(ours->message, theirs->message);
 }
 
+/* A pointer to one is a pointer to the other: every field where libvirt has it (net too,
+ * which libvirt marks deprecated). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void the_error_is_laid_out_as_libvirts(void)
+{
+#define SAME_FIELD(field) \
+    (offsetof(virNodeSuspendError, field) == offsetof(virError, field) && \
+     sizeof(((virNodeSuspendError *)0)->field) == sizeof(((virError *)0)->field))
+    CHECK(sizeof(virNodeSuspendError) == sizeof(virError));
+    CHECK(offsetof(struct { char c; virNodeSuspendError e; }, e) == offsetof(struct { char c; virError e; }, e));
+    CHECK(SAME_FIELD(code));
+    CHECK(SAME_FIELD(domain));
+    CHECK(SAME_FIELD(message));
+    CHECK(SAME_FIELD(level));
+    CHECK(SAME_FIELD(conn));
+    CHECK(SAME_FIELD(dom));
+    CHECK(SAME_FIELD(str1));
+    CHECK(SAME_FIELD(str2));
+    CHECK(SAME_FIELD(str3));
+    CHECK(SAME_FIELD(int1));
+    CHECK(SAME_FIELD(int2));
+    CHECK(SAME_FIELD(net));
+#undef SAME_FIELD
+}
+#pragma GCC diagnostic pop
+
 int main(void)
 {
     static const struct harness_case cases[] = {
         {"libvirt sees the errors this library raises", libvirt_sees_the_errors_this_library_raises},
         {"libvirt's header after this one, sentinels and all", libvirt_header_after_this_one},
+        {"the error is laid out as libvirt's virError", the_error_is_laid_out_as_libvirts},
     };
     return harness_main(cases, sizeof(cases) / sizeof(cases[0]));
 }
