@@ -5,21 +5,28 @@ copy of it, so each gets its own configuration in this one process. Nothing reac
 machine's /sys, RTC, system bus or pm-utils: the kernel backend on a fake root only.
 """
 
+import importlib.util
 import os
 import pathlib
+import pickle
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import pytest
 
 import virnodesuspend
-from virnodesuspend import Error, Info, LastRequest, Library, Outcome, State, Target
+from virnodesuspend import Error, ErrorCode, Info, LastRequest, Library, Outcome, State, Target
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
+PACKAGE = pathlib.Path(virnodesuspend.__file__).parent
 
 # The fake hosts are the C-ABI tests' own (tests/abi/fakes.py).
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "abi"))
+sys.path.insert(0, str(REPOSITORY / "tests" / "abi"))
 from fakes import NOW, FakeRoot  # noqa: E402
 
 BUILT = os.environ.get("VIRNODESUSPEND_LIBRARY")
@@ -65,6 +72,9 @@ def load(tmp_path, monkeypatch, root):
     return load_with
 
 
+IDLE = dict(state=State.IDLE, target=None, pid=None, backend=None, accepted_at=None, wake_at=None)
+
+
 def wait_for(predicate):
     deadline = time.monotonic() + 30
     while not predicate():
@@ -108,6 +118,95 @@ def test_duration_beyond_unsigned_long_long_is_a_value_error(load, root, duratio
     Host(root)
     with pytest.raises(ValueError):
         load().suspend(Target.MEM, duration)
+
+
+# A wrong argument is refused before the library is called: no request is made (none is
+# pending and none ended, so none will write sys/power/state later either), and the kernel
+# file is as the fake host wrote it.
+
+
+@pytest.mark.parametrize("target", [True, False, 1.9, 1.0, "mem", None])
+def test_a_target_that_is_no_int_is_a_type_error_and_nothing_is_requested(load, root, target):
+    host = Host(root)
+    library = load()
+    with pytest.raises(TypeError, match="^target must be a Target or an int, not "):
+        library.suspend(target, 60)
+    assert library.info() == Info(**IDLE, last=None)
+    assert host.read("sys/power/state") == "freeze mem disk"
+
+
+@pytest.mark.parametrize("target", [-1, 2**32, 2**64 + 1])
+def test_a_target_beyond_unsigned_int_is_a_value_error_and_nothing_is_requested(load, root, target):
+    host = Host(root)
+    library = load()
+    with pytest.raises(ValueError, match=r"^target must be from 0 to 2\*\*32 - 1, not "):
+        library.suspend(target, 60)
+    assert library.info() == Info(**IDLE, last=None)
+    assert host.read("sys/power/state") == "freeze mem disk"
+
+
+@pytest.mark.parametrize("target", [3, 2**32 - 1])
+def test_an_unknown_target_within_unsigned_int_gets_libvirts_error(load, root, target):
+    Host(root)
+    with pytest.raises(Error) as refused:
+        load().suspend(target, 60)
+    assert (refused.value.code, refused.value.message) == (8, "invalid argument: Invalid suspend target")
+
+
+@pytest.mark.parametrize("duration", [True, 60.5, 60.0, "60", None])
+def test_a_duration_that_is_no_int_is_a_type_error_and_nothing_is_requested(load, root, duration):
+    host = Host(root)
+    library = load()
+    # TypeError is the binding's: ctypes' ArgumentError is no TypeError.
+    with pytest.raises(TypeError, match="^duration must be an int"):
+        library.suspend(Target.MEM, duration)
+    assert library.info() == Info(**IDLE, last=None)
+    assert host.read("sys/power/state") == "freeze mem disk"
+
+
+def error_fields(e):
+    return (e.code, type(e.code), e.domain, e.level, e.message, e.str1, e.str2, e.int1, e.int2, str(e))
+
+
+def test_errors_survive_pickling(load, root):
+    Host(root, states="freeze mem", swap=False)
+    with pytest.raises(Error) as refused:
+        load().suspend(Target.DISK, 60)
+    for e in (refused.value, Error(1234, 47, 2, "text", "first", "second", 5, 6)):
+        copy = pickle.loads(pickle.dumps(e))
+        assert type(copy) is Error
+        assert error_fields(copy) == error_fields(e)
+    assert error_fields(refused.value)[2:] == (
+        0, 2, "argument unsupported: Suspend-to-Disk", "argument unsupported: %s", "Suspend-to-Disk", -1, -1,
+        "argument unsupported: Suspend-to-Disk",
+    )
+
+
+def test_error_codes_are_named_as_libvirt_python_names_them(load, root):
+    Host(root, states="freeze mem", swap=False)
+    with pytest.raises(Error) as refused:
+        load().suspend(Target.DISK, 60)
+    assert refused.value.code is ErrorCode.ARGUMENT_UNSUPPORTED
+    assert refused.value.code == 74
+    # A number ErrorCode does not name stays a plain int.
+    assert type(Error(1234, 0, 2, "text").code) is int
+
+
+# virErrorLevel's VIR_ERR_* names, and VIR_ERR_OK (no error): no Error's code.
+NOT_ERROR_CODES = {"NONE": 0, "WARNING": 1, "ERROR": 2, "OK": 0}
+
+
+# "    VIR_ERR_INVALID_ARG = 8," in an enum of the header (the last one without its comma).
+ENUMERATOR = r"^\s+VIR_ERR_(?P<name>\w+) = (?P<value>\d+),?\s*(?:/\*.*)?$"
+
+
+def test_error_codes_are_the_headers():
+    header = (REPOSITORY / "include" / "virnodesuspend.h").read_text()
+    defined = {m["name"]: int(m["value"]) for m in re.finditer(ENUMERATOR, header, re.M)}
+    codes = {name: value for name, value in defined.items() if name not in NOT_ERROR_CODES}
+    assert codes == {code.name: int(code) for code in ErrorCode}
+    others = {name: value for name, value in defined.items() if name in NOT_ERROR_CODES}
+    assert others.items() <= NOT_ERROR_CODES.items()
 
 
 def test_suspend_then_wait_until_the_host_is_back(load, root):
@@ -218,9 +317,6 @@ def test_module_functions_find_the_library_on_the_system_path(tmp_path, root):
     assert output == "['MEM', 'DISK', 'HYBRID'] kernel\n"
 
 
-IDLE = dict(state=State.IDLE, target=None, pid=None, backend=None, accepted_at=None, wake_at=None)
-
-
 def test_info_on_a_host_that_never_had_a_request(load):
     info = load().info()
     assert info == Info(**IDLE, last=None)
@@ -301,3 +397,67 @@ def test_abort_with_nothing_in_progress_raises_55(load, root):
     e = refused.value
     assert (e.code, e.domain) == (55, 0)
     assert e.message == "Requested operation is not valid: no suspend request is in progress"
+
+
+# The type hints, as a user's mypy sees them: through the package's py.typed marker (without
+# it mypy refuses to read an installed package), checked with --strict.
+TYPED_USE = """
+import virnodesuspend
+from virnodesuspend import Error, ErrorCode, Info, Library, State, Target
+
+
+def request(library: Library, target: Target, seconds: int) -> bool:
+    if target not in library.target_mask():
+        return False
+    try:
+        library.suspend(target, seconds)
+        virnodesuspend.wait()
+    except Error as e:
+        if e.code == ErrorCode.OPERATION_ABORTED:
+            return False
+        raise
+    info: Info = virnodesuspend.info()
+    return info.state is State.IDLE and virnodesuspend.backend() is not None
+"""
+
+
+def mypy(tmp_path, *arguments):
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (Debian: mypy)")
+    environment = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    environment.pop("MYPYPATH", None)
+    command = [sys.executable, "-m", "mypy", "--strict", "--no-color-output", "--cache-dir", str(tmp_path / "cache")]
+    return subprocess.run([*command, *arguments], env=environment, cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_the_package_passes_mypy_strict(tmp_path):
+    result = mypy(tmp_path, str(PACKAGE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_reads_the_type_hints_of_the_api(tmp_path):
+    (tmp_path / "use.py").write_text(TYPED_USE)
+    result = mypy(tmp_path, "use.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (tmp_path / "misuse.py").write_text('import virnodesuspend\nvirnodesuspend.suspend("mem", 60.5)\n')
+    result = mypy(tmp_path, "misuse.py")
+    assert result.returncode == 1
+    assert 'Argument 1 to "suspend" has incompatible type "str"' in result.stdout
+    assert 'Argument 2 to "suspend" has incompatible type "float"; expected "int"' in result.stdout
+
+
+def test_the_wheel_ships_the_py_typed_marker(tmp_path):
+    for module in ("setuptools", "wheel"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (Debian: python3-{module})")
+    source = tmp_path / "source"
+    shutil.copytree(PACKAGE.parent, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    (tmp_path / "dist").mkdir()
+    build = "import sys, setuptools.build_meta as b; print(b.build_wheel(sys.argv[1]))"
+    result = subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "dist")], cwd=source, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    wheel = tmp_path / "dist" / result.stdout.split()[-1]
+    with zipfile.ZipFile(wheel) as archive:
+        assert "virnodesuspend/py.typed" in archive.namelist()

@@ -11,7 +11,9 @@
 
 The module-level functions use the library found through VIRNODESUSPEND_LIBRARY, or else
 libvirnodesuspend.so.0 on the system's library path; Library(path) loads a given one.
-Failures raise Error, with libvirt's code, domain and message.
+Failures raise Error, with libvirt's code (an ErrorCode), domain and message; arguments of
+the wrong type or out of C's range raise TypeError or ValueError before the library is
+called.
 """
 
 import ctypes
@@ -19,13 +21,14 @@ import dataclasses
 import enum
 import os
 import threading
-from typing import Optional
+from typing import Any, Optional, Union
 
 __all__ = [
     "VIR_NODE_SUSPEND_TARGET_DISK",
     "VIR_NODE_SUSPEND_TARGET_HYBRID",
     "VIR_NODE_SUSPEND_TARGET_MEM",
     "Error",
+    "ErrorCode",
     "Info",
     "LastRequest",
     "Library",
@@ -109,13 +112,60 @@ class Info:
     last: Optional[LastRequest]
 
 
-class Error(Exception):
-    """A libvirt error from the library: code (virErrorNumber), domain (virErrorDomain),
-    level (virErrorLevel), message, and libvirt's extra fields str1, str2, int1, int2."""
+class ErrorCode(enum.IntEnum):
+    """The virErrorNumber values the library raises, named as libvirt-python's constants
+    without their VIR_ERR_ prefix (ErrorCode.INVALID_ARG is VIR_ERR_INVALID_ARG, 8).
+    include/virnodesuspend.h defines the same under libvirt's names; python/tests checks
+    that the two agree."""
 
-    def __init__(self, code, domain, level, message, str1=None, str2=None, int1=0, int2=0):
+    INTERNAL_ERROR = 1
+    INVALID_ARG = 8
+    OPERATION_FAILED = 9
+    SYSTEM_ERROR = 38
+    OPERATION_INVALID = 55
+    CONFIG_UNSUPPORTED = 67
+    ARGUMENT_UNSUPPORTED = 74
+    OPERATION_ABORTED = 78
+    OPERATION_UNSUPPORTED = 84
+    DBUS_SERVICE = 89
+
+
+def _error_code(number: int) -> int:
+    """The ErrorCode with this number, or the number itself when it is none of them."""
+    try:
+        return ErrorCode(number)
+    except ValueError:
+        return number
+
+
+class Error(Exception):
+    """A libvirt error from the library: code (virErrorNumber: an ErrorCode, or a plain int
+    for a number ErrorCode does not name; either compares equal to the number), domain
+    (virErrorDomain), level (virErrorLevel), message, and libvirt's extra fields str1, str2,
+    int1, int2. It survives pickling (multiprocessing) with all of them."""
+
+    code: int
+    domain: int
+    level: int
+    message: Optional[str]
+    str1: Optional[str]
+    str2: Optional[str]
+    int1: int
+    int2: int
+
+    def __init__(
+        self,
+        code: int,
+        domain: int,
+        level: int,
+        message: Optional[str],
+        str1: Optional[str] = None,
+        str2: Optional[str] = None,
+        int1: int = 0,
+        int2: int = 0,
+    ) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = _error_code(code)
         self.domain = domain
         self.level = level
         self.message = message
@@ -124,10 +174,24 @@ class Error(Exception):
         self.int1 = int1
         self.int2 = int2
 
+    def __reduce__(self) -> "tuple[Any, ...]":
+        # Exception's own pickling calls the class with self.args, the message alone.
+        fields = (self.code, self.domain, self.level, self.message, self.str1, self.str2, self.int1, self.int2)
+        return (type(self), fields, self.__dict__)
+
 
 class virNodeSuspendError(ctypes.Structure):
     """The C struct virNodeSuspendError, laid out as libvirt's virError: for ctypes code
     that calls the library's (or libvirt's) functions directly."""
+
+    code: int
+    domain: int
+    message: Optional[bytes]
+    level: int
+    str1: Optional[bytes]
+    str2: Optional[bytes]
+    int1: int
+    int2: int
 
     _fields_ = [
         ("code", ctypes.c_int),
@@ -148,6 +212,16 @@ class virNodeSuspendError(ctypes.Structure):
 class virNodeSuspendInfo(ctypes.Structure):
     """The C struct virNodeSuspendInfo, as the header lays it out."""
 
+    state: int
+    target: int
+    pid: int
+    backend: Optional[bytes]
+    acceptedAt: int
+    wakeAt: int
+    lastOutcome: int
+    lastTarget: int
+    lastError: Optional[bytes]
+
     _fields_ = [
         ("state", ctypes.c_int),
         ("target", ctypes.c_int),
@@ -161,7 +235,7 @@ class virNodeSuspendInfo(ctypes.Structure):
     ]
 
 
-def _target(value):
+def _target(value: int) -> Optional[Target]:
     """A Target from its C value; None for -1 (none)."""
     try:
         return Target(value)
@@ -169,8 +243,19 @@ def _target(value):
         return None
 
 
-def _text(value):
+def _text(value: Optional[bytes]) -> Optional[str]:
     return None if value is None else value.decode("utf-8", "replace")
+
+
+def _c_unsigned(name: str, value: object, bits: int, expected: str) -> int:
+    """value as a C unsigned integer of that many bits. ctypes would take a bool or an
+    IntEnum as it is, truncate a float, wrap a negative or too large int around, and raise
+    its own ArgumentError for the rest; int() would make a number of a float or a str."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {expected}, not {type(value).__name__}")
+    if not 0 <= value < 2**bits:
+        raise ValueError(f"{name} must be from 0 to 2**{bits} - 1, not {value}")
+    return int(value)
 
 
 class Library:
@@ -178,7 +263,7 @@ class Library:
     VIRNODESUSPEND_* variables) at its first call; it is one per process unless loaded
     from several paths."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: Optional[str] = None) -> None:
         path = path or os.environ.get("VIRNODESUSPEND_LIBRARY") or SONAME
         self._lib = lib = ctypes.CDLL(path)
         lib.virNodeSuspend.argtypes = [ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_uint]
@@ -196,43 +281,47 @@ class Library:
         lib.virNodeSuspendGetLastError.argtypes = []
         lib.virNodeSuspendGetLastError.restype = ctypes.POINTER(virNodeSuspendError)
 
-    def _check(self, ret):
+    def _check(self, ret: int) -> None:
         """Raises this thread's last error when a call failed. ctypes calls the library on
         the calling thread, where the error is kept."""
         if ret == 0:
             return
-        e = self._lib.virNodeSuspendGetLastError().contents
+        e: virNodeSuspendError = self._lib.virNodeSuspendGetLastError().contents
         raise Error(e.code, e.domain, e.level, _text(e.message), _text(e.str1), _text(e.str2), e.int1, e.int2)
 
-    def target_mask(self):
+    def target_mask(self) -> "frozenset[Target]":
         """The targets this host supports, as a frozenset of Target."""
         mask = ctypes.c_uint()
         self._check(self._lib.virNodeSuspendGetTargetMask(ctypes.byref(mask)))
         return frozenset(target for target in Target if mask.value & (1 << target))
 
-    def backend(self):
+    def backend(self) -> Optional[str]:
         """The backend that answers for this host and would suspend it ("logind",
         "pm-utils" or "kernel"), or None when none is available."""
         name = ctypes.c_char_p()
         self._check(self._lib.virNodeSuspendGetBackend(ctypes.byref(name)))
         return _text(name.value)
 
-    def suspend(self, target, duration):
+    def suspend(self, target: Union[Target, int], duration: int) -> None:
         """Puts the host to sleep in target (a Target) and wakes it duration seconds later.
-        Returns once the request is accepted; the sleep starts after the library's delay."""
-        # ctypes would wrap a negative number around to a huge unsigned one.
-        if not 0 <= duration < 2**64:
-            raise ValueError(f"duration must be a number of seconds from 0 to 2**64 - 1, not {duration}")
-        self._check(self._lib.virNodeSuspend(int(target), duration, 0))
+        Returns once the request is accepted; the sleep starts after the library's delay.
 
-    def wait(self):
+        target is a Target or an int; an int that is no Target but fits C's unsigned int
+        reaches the library, which raises libvirt's Error (ErrorCode.INVALID_ARG). duration
+        is an int from 0 to 2**64 - 1. Anything else (bool, float, str, None, an int beyond
+        C's range) raises TypeError or ValueError, and the library is not called."""
+        target = _c_unsigned("target", target, 32, "a Target or an int")
+        duration = _c_unsigned("duration", duration, 64, "an int (seconds)")
+        self._check(self._lib.virNodeSuspend(target, duration, 0))
+
+    def wait(self) -> None:
         """Waits until the host's request in progress is over, whichever process made it;
-        raises Error when it did not end with the host back (code 78,
-        VIR_ERR_OPERATION_ABORTED, when it was aborted). With none in progress: how this
-        process's last request ended, or else the host's last; Error when none was made."""
+        raises Error when it did not end with the host back (ErrorCode.OPERATION_ABORTED
+        when it was aborted). With none in progress: how this process's last request
+        ended, or else the host's last; Error when none was made."""
         self._check(self._lib.virNodeSuspendWait())
 
-    def info(self):
+    def info(self) -> Info:
         """The host's suspend request, whichever process on the host made it, and how the
         last one ended, as an Info. Reads the host's request record only."""
         c = virNodeSuspendInfo()
@@ -248,19 +337,19 @@ class Library:
             last=None if outcome is None else LastRequest(outcome, _target(c.lastTarget), _text(c.lastError)),
         )
 
-    def abort(self):
+    def abort(self) -> None:
         """Cancels the host's pending request, whichever process on the host made it: the
         suspend never starts, its alarm is disarmed, and its owner's wait() raises Error
-        with code 78. Raises Error with code 55 (VIR_ERR_OPERATION_INVALID) once the
-        suspend has started, or when no request is in progress."""
+        with ErrorCode.OPERATION_ABORTED. Raises Error with ErrorCode.OPERATION_INVALID
+        once the suspend has started, or when no request is in progress."""
         self._check(self._lib.virNodeSuspendAbort(0))
 
 
-_default = None
+_default: Optional[Library] = None
 _default_lock = threading.Lock()
 
 
-def _library():
+def _library() -> Library:
     global _default
     with _default_lock:
         if _default is None:
@@ -268,31 +357,31 @@ def _library():
         return _default
 
 
-def target_mask():
+def target_mask() -> "frozenset[Target]":
     """Library.target_mask of the default library."""
     return _library().target_mask()
 
 
-def backend():
+def backend() -> Optional[str]:
     """Library.backend of the default library."""
     return _library().backend()
 
 
-def suspend(target, duration):
+def suspend(target: Union[Target, int], duration: int) -> None:
     """Library.suspend of the default library."""
     _library().suspend(target, duration)
 
 
-def wait():
+def wait() -> None:
     """Library.wait of the default library."""
     _library().wait()
 
 
-def info():
+def info() -> Info:
     """Library.info of the default library."""
     return _library().info()
 
 
-def abort():
+def abort() -> None:
     """Library.abort of the default library."""
     _library().abort()
