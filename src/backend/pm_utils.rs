@@ -5,15 +5,21 @@
 //! output and error (a daemon's sockets must not leak into them), and within a time bound:
 //! one that exits non-zero, is killed, or outlives its bound is a failed suspend.
 
-use std::ffi::OsString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::ExitStatus;
+use std::ptr;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{getrlimit, Resource};
-use nix::unistd::{access, AccessFlags};
+use nix::unistd::{access, pipe2, AccessFlags};
 
 use super::{since_boot, Backend, Probe, Support, SuspendFailure, Unsupported};
 use crate::config::BackendKind;
@@ -58,14 +64,32 @@ impl PmUtils {
     }
 }
 
-/// Descriptors above standard error get close-on-exec in the child (close_range with
-/// CLOSE_RANGE_CLOEXEC, Linux 5.11). Marking rather than closing keeps the standard
-/// library's own pipe, which reports a failed exec, open until the exec.
+/// Descriptors above standard error get close-on-exec in the helper (close_range with
+/// CLOSE_RANGE_CLOEXEC, Linux 5.11): the report pipe stays open until the exec, to tell
+/// of a failed one.
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
-/// Runs `program` with `args` in a process group of its own and waits for it, at most
-/// `limit` (on the boot clock, so time asleep counts): then the whole group is killed (the
-/// pm-utils helpers are scripts that run hooks of their own).
+/// What the process between this one and the helper reports through its pipe, one
+/// message of two `i32`s (a kind and a value), written at once (pipe writes of up to
+/// PIPE_BUF bytes are never split).
+const HELPER_NOT_RUN: i32 = 1; // value: the errno of the failed fork or exec
+const HELPER_ENDED: i32 = 2; // value: the helper's wait status
+const REPORT_SIZE: usize = 8;
+
+/// The longest poll(2) between two looks at the boot clock: poll's timeout runs on the
+/// monotonic clock, which stops while the host sleeps.
+const LONGEST_POLL: Duration = Duration::from_secs(1);
+
+/// Runs `program` with `args` and waits for it, at most `limit` (on the boot clock, so
+/// time asleep counts): then its whole process group is killed (the pm-utils helpers are
+/// scripts that run hooks of their own).
+///
+/// The caller may reap children of its own: qemu-ga calls `waitpid(-1, WNOHANG)` from a
+/// SIGCHLD handler, other daemons set SIGCHLD to SIG_IGN; either would take the helper's
+/// exit status before this function could. So, as qemu-ga does for its own helpers, a
+/// process of this library's stands between: it leads the helper's process group, waits
+/// for the helper with SIGCHLD at its default, and reports its status through a pipe,
+/// which no reaping can take away.
 fn run(
     program: &Path,
     args: &[&str],
@@ -77,20 +101,182 @@ fn run(
         words.extend(args.iter().map(|a| a.to_string()));
         words.join(" ")
     };
+    let cannot_run =
+        |e: &io::Error| Error::system(function, e, format!("Cannot run '{}'", shown()));
+    // What the two processes use is made before fork: after it, in a process that may have
+    // other threads, they make async-signal-safe system calls only.
+    let invalid = || io::Error::from_raw_os_error(libc::EINVAL);
+    let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| cannot_run(&invalid()))?;
+    let mut arguments = vec![path.clone()];
+    for arg in args {
+        arguments.push(CString::new(*arg).map_err(|_| cannot_run(&invalid()))?);
+    }
+    let argv: Vec<*const libc::c_char> = arguments
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
     // Where close_range is missing or refused: every descriptor the process may have.
     let open_max = getrlimit(Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft.min(1 << 16) as libc::c_int);
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    // SAFETY: the closure runs in the child between fork and exec and makes only
-    // async-signal-safe system calls, on descriptors alone.
-    unsafe {
-        command.pre_exec(move || {
+    let (report_read, report_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| cannot_run(&io::Error::from(e)))?;
+    let helper = Helper {
+        path: &path,
+        argv: &argv,
+        report: report_write.as_raw_fd(),
+        open_max,
+    };
+    // SAFETY: the child runs `Helper::between`, which makes async-signal-safe calls only and
+    // ends in _exit.
+    let between = match unsafe { libc::fork() } {
+        -1 => return Err(cannot_run(&io::Error::last_os_error())),
+        // SAFETY: in the child just forked, as `between` requires.
+        0 => unsafe { helper.between() },
+        pid => pid,
+    };
+    drop(report_write);
+    let report = read_report(&report_read, since_boot() + limit);
+    if let Ok(None) = report {
+        // SAFETY: signals the process group the process in between leads; it has not
+        // reported, so it has not ended and its pid is still its own.
+        unsafe { libc::kill(-between, libc::SIGKILL) };
+    }
+    reap(between);
+    match report {
+        Ok(Some([HELPER_ENDED, status])) => Ok(ExitStatus::from_raw(status)),
+        Ok(Some([HELPER_NOT_RUN, errno])) => Err(cannot_run(&io::Error::from_raw_os_error(errno))),
+        Ok(Some(_)) => Err(Error::new(
+            ErrorCode::OperationFailed,
+            function,
+            format!(
+                "the process that waited for '{}' ended without reporting its exit status",
+                shown()
+            ),
+        )),
+        Ok(None) => Err(Error::new(
+            ErrorCode::OperationFailed,
+            function,
+            format!(
+                "'{}' did not finish within {limit:?} and was killed",
+                shown()
+            ),
+        )),
+        Err(e) => Err(Error::system(
+            function,
+            &e,
+            format!("Cannot wait for '{}'", shown()),
+        )),
+    }
+}
+
+/// The report of the process in between, or None when `deadline` (on the boot clock)
+/// passed first. A report cut short, or none before the pipe's end, reads as `[0, 0]`.
+fn read_report(pipe: &OwnedFd, deadline: Duration) -> io::Result<Option<[i32; 2]>> {
+    loop {
+        let left = deadline.saturating_sub(since_boot());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let timeout = PollTimeout::try_from(left.min(LONGEST_POLL)).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut message = [0u8; REPORT_SIZE];
+        match nix::unistd::read(pipe, &mut message) {
+            Ok(REPORT_SIZE) => {
+                let (kind, value) = message.split_at(4);
+                return Ok(Some([kind, value].map(|half| {
+                    i32::from_ne_bytes(half.try_into().expect("4 bytes"))
+                })));
+            }
+            Ok(_) => return Ok(Some([0, 0])),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Waits for the process in between to end. It is this process's child; a caller that
+/// reaps children may have reaped it already (ECHILD), which is as good.
+fn reap(pid: libc::pid_t) {
+    loop {
+        // SAFETY: waits for this process's own child `pid`; no status is kept.
+        if unsafe { libc::waitpid(pid, ptr::null_mut(), 0) } != -1 || Errno::last() != Errno::EINTR
+        {
+            return;
+        }
+    }
+}
+
+/// What the forked processes need, made before the fork.
+struct Helper<'a> {
+    path: &'a CString,
+    /// The arguments, NULL-terminated.
+    argv: &'a [*const libc::c_char],
+    /// The report pipe's end to write.
+    report: RawFd,
+    open_max: libc::c_int,
+}
+
+impl Helper<'_> {
+    /// The process in between: leads a process group of its own, runs the helper in it,
+    /// waits for it and reports its status.
+    ///
+    /// # Safety
+    /// Only in a child just forked: it makes async-signal-safe calls only and never returns.
+    unsafe fn between(&self) -> ! {
+        // SAFETY: async-signal-safe calls in this single-threaded child: SIGCHLD at its
+        // default (an inherited handler or SIG_IGN would take the helper's status), a
+        // process group of its own, and the helper forked.
+        unsafe {
+            let default: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGCHLD, &default, ptr::null_mut());
+            libc::setpgid(0, 0);
+            match libc::fork() {
+                -1 => self.not_run(),
+                0 => self.exec(),
+                helper => {
+                    let mut status = 0;
+                    while libc::waitpid(helper, &mut status, 0) == -1 {
+                        if Errno::last() != Errno::EINTR {
+                            libc::_exit(127);
+                        }
+                    }
+                    self.send([HELPER_ENDED, status]);
+                    libc::_exit(0)
+                }
+            }
+        }
+    }
+
+    /// The helper: standard input, output and error on /dev/null, no other descriptor
+    /// inherited (a daemon's sockets must not leak into it), no signal blocked.
+    ///
+    /// # Safety
+    /// As `between`.
+    unsafe fn exec(&self) -> ! {
+        // SAFETY: async-signal-safe calls on descriptors and the signal mask of this
+        // single-threaded child, then execv of strings made before the fork.
+        unsafe {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, ptr::null_mut());
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null < 0 {
+                self.not_run();
+            }
+            for fd in 0..3 {
+                if fd != null && libc::dup2(null, fd) < 0 {
+                    self.not_run();
+                }
+            }
+            if null > 2 {
+                libc::close(null);
+            }
             if libc::syscall(
                 libc::SYS_close_range,
                 3,
@@ -98,50 +284,32 @@ fn run(
                 CLOSE_RANGE_CLOEXEC,
             ) != 0
             {
-                for fd in 3..open_max {
+                for fd in 3..self.open_max {
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
-            Ok(())
-        });
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::system(function, &e, format!("Cannot run '{}'", shown())))?;
-    let kill_group = |child: &mut std::process::Child| {
-        // SAFETY: signals the process group the child leads (its pid, negated).
-        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-        let _ = child.wait();
-    };
-    let deadline = since_boot() + limit;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if since_boot() >= deadline => {
-                kill_group(&mut child);
-                return Err(Error::new(
-                    ErrorCode::OperationFailed,
-                    function,
-                    format!(
-                        "'{}' did not finish within {limit:?} and was killed",
-                        shown()
-                    ),
-                ));
-            }
-            Ok(None) => {
-                thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            Err(e) => {
-                kill_group(&mut child);
-                return Err(Error::system(
-                    function,
-                    &e,
-                    format!("Cannot wait for '{}'", shown()),
-                ));
-            }
+            libc::execv(self.path.as_ptr(), self.argv.as_ptr());
+            self.not_run()
         }
+    }
+
+    /// Reports errno as the reason the helper did not run, and ends the process.
+    ///
+    /// # Safety
+    /// As `between`.
+    unsafe fn not_run(&self) -> ! {
+        self.send([HELPER_NOT_RUN, Errno::last_raw()]);
+        // SAFETY: ends this forked child without running the parent's atexit handlers.
+        unsafe { libc::_exit(127) }
+    }
+
+    fn send(&self, message: [i32; 2]) {
+        let mut bytes = [0u8; REPORT_SIZE];
+        bytes[..4].copy_from_slice(&message[0].to_ne_bytes());
+        bytes[4..].copy_from_slice(&message[1].to_ne_bytes());
+        // SAFETY: writes this stack buffer to the report pipe, a descriptor the child
+        // inherited; write(2) is async-signal-safe.
+        unsafe { libc::write(self.report, bytes.as_ptr().cast(), REPORT_SIZE) };
     }
 }
 
