@@ -160,7 +160,11 @@ fn parse_root(value: OsString) -> Result<PathBuf> {
 
 /// A whole number of seconds, at most an hour.
 fn parse_delay(value: &OsString) -> Result<Duration> {
-    match value.to_str().and_then(|v| v.parse::<u64>().ok()) {
+    // Digits only: u64's parser would also take a leading '+'.
+    let digits = value
+        .to_str()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    match digits.and_then(|v| v.parse::<u64>().ok()) {
         Some(secs) if secs <= MAX_DELAY_SECS => Ok(Duration::from_secs(secs)),
         _ => Err(unsupported(
             "VIRNODESUSPEND_DELAY",
@@ -223,6 +227,21 @@ mod tests {
         assert_eq!(
             values(Some("/srv/root"), None).unwrap().root,
             PathBuf::from("/srv/root")
+        );
+    }
+
+    #[test]
+    fn delay_is_digits_only() {
+        for bad in ["+5", " 5", "5 ", "-0", "", "5s", "0x5"] {
+            let e = values(None, Some(bad)).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("unsupported configuration: VIRNODESUSPEND_DELAY must be a whole number of seconds up to 3600, not '{bad}'")
+            );
+        }
+        assert_eq!(
+            values(None, Some("05")).unwrap().delay,
+            Duration::from_secs(5)
         );
     }
 

@@ -7,6 +7,7 @@
 //! armed one is disarmed and the new one written again.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -32,17 +33,40 @@ impl Rtc {
     /// The lowest-numbered RTC that can wake the system.
     pub fn find(root: &Path) -> Result<Rtc> {
         let class = sysfs::under(root, "sys/class/rtc");
-        let mut clocks: Vec<(u32, String)> = fs::read_dir(&class)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                let number = name.strip_prefix("rtc")?.parse().ok()?;
-                Some((number, name))
-            })
-            .filter(|(_, name)| class.join(name).join("wakealarm").exists())
-            .collect();
+        let unlisted = |e: &io::Error| {
+            Error::system(
+                SET_WAKEUP,
+                e,
+                format!("Unable to list '{}'", class.display()),
+            )
+        };
+        let mut clocks = Vec::new();
+        let entries = match fs::read_dir(&class) {
+            Ok(entries) => Some(entries),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(unlisted(&e)),
+        };
+        for entry in entries.into_iter().flatten() {
+            let name = entry.map_err(|e| unlisted(&e))?.file_name();
+            let Some((number, name)) = name.to_str().and_then(|name| {
+                let number = name.strip_prefix("rtc")?.parse::<u32>().ok()?;
+                Some((number, name.to_owned()))
+            }) else {
+                continue;
+            };
+            let wakealarm = class.join(&name).join("wakealarm");
+            match fs::metadata(&wakealarm) {
+                Ok(_) => clocks.push((number, name)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::system(
+                        SET_WAKEUP,
+                        &e,
+                        format!("Unable to look at '{}'", wakealarm.display()),
+                    ))
+                }
+            }
+        }
         clocks.sort();
         match clocks.into_iter().next() {
             Some((_, name)) => Ok(Rtc::named(root, &name)),
@@ -211,6 +235,23 @@ pub mod tests {
     fn no_rtc_is_operation_unsupported() {
         let e = Rtc::find(FakeRoot::new().path()).err().unwrap();
         assert_eq!(e.code, ErrorCode::OperationUnsupported);
+    }
+
+    #[test]
+    fn a_class_directory_that_cannot_be_listed_is_named_with_its_errno() {
+        let root = FakeRoot::new();
+        std::fs::create_dir_all(root.path().join("sys/class")).unwrap();
+        std::fs::write(root.path().join("sys/class/rtc"), "").unwrap();
+        let e = Rtc::find(root.path()).err().unwrap();
+        assert_eq!(e.code, ErrorCode::SystemError);
+        assert_eq!(
+            e.message,
+            format!(
+                "Unable to list '{}': Not a directory",
+                root.path().join("sys/class/rtc").display()
+            )
+        );
+        assert_eq!(e.int1, libc::ENOTDIR);
     }
 
     #[test]

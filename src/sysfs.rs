@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 /// `root` joined with a path given relative to `/` (`"sys/power/state"`).
 pub fn under(root: &Path, relative: &str) -> PathBuf {
@@ -13,8 +13,8 @@ pub fn under(root: &Path, relative: &str) -> PathBuf {
 
 /// The file's content, or `None` when it does not exist.
 pub fn read_optional(path: &Path, function: &'static str) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
+    match fs::read(path) {
+        Ok(bytes) => text(path, bytes, function).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::system(
             function,
@@ -36,8 +36,24 @@ pub fn read_attribute(path: &Path, function: &'static str) -> Result<String> {
     let length = fs::File::open(path)
         .and_then(|mut file| file.read(&mut page))
         .map_err(|e| failed(&e))?;
-    String::from_utf8(page[..length].to_vec())
-        .map_err(|_| failed(&io::Error::from(io::ErrorKind::InvalidData)))
+    text(path, page[..length].to_vec(), function)
+}
+
+/// A kernel file's bytes as text. The kernel writes ASCII; anything else is named as what
+/// it is, not as an I/O error (no system call failed).
+fn text(path: &Path, bytes: Vec<u8>, function: &'static str) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Error::new(
+            ErrorCode::InternalError,
+            function,
+            format!(
+                "'{}' is not text: byte 0x{:02x} at offset {at} is not UTF-8",
+                path.display(),
+                e.as_bytes()[at]
+            ),
+        )
+    })
 }
 
 /// Writes `value` to an existing attribute in one `write(2)`, as sysfs requires; the file
@@ -55,4 +71,28 @@ pub fn write(path: &Path, value: &str, function: &'static str) -> Result<()> {
                 format!("Unable to write '{value}' to '{}'", path.display()),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeRoot;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_named_as_such() {
+        let root = FakeRoot::new();
+        let path = root.path().join("state");
+        fs::write(&path, b"mem \xff disk").unwrap();
+        let expected = format!(
+            "internal error: '{}' is not text: byte 0xff at offset 4 is not UTF-8",
+            path.display()
+        );
+        for e in [
+            read_attribute(&path, "f").unwrap_err(),
+            read_optional(&path, "f").unwrap_err(),
+        ] {
+            assert_eq!(e.code, ErrorCode::InternalError);
+            assert_eq!(e.message, expected);
+        }
+    }
 }

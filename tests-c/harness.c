@@ -7,7 +7,9 @@
 
 #include "harness.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -290,6 +292,47 @@ static void wait_reports_why_the_suspend_failed(void)
     CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "0");
 }
 
+static bool ends_with(const char *text, const char *end)
+{
+    return strlen(text) >= strlen(end) && strcmp(text + strlen(text) - strlen(end), end) == 0;
+}
+
+/* With few or no descriptors free, every call either works or fails with the error the
+ * system gave (EMFILE): never as a host without an RTC or a request in progress, wherever
+ * in the request the descriptors run out. */
+static void running_out_of_descriptors_is_named_as_such(void)
+{
+    root_host("freeze mem", "[platform] shutdown reboot", false);
+    use_fake_root("0");
+    struct rlimit limit;
+    CHECK(getrlimit(RLIMIT_NOFILE, &limit) == 0);
+    limit.rlim_cur = 64;
+    CHECK(setrlimit(RLIMIT_NOFILE, &limit) == 0);
+    bool accepted = false;
+    for (int free_count = 0; free_count < 12; free_count++) {
+        int fds[64], count = 0;
+        while (count < 64 && (fds[count] = dup(2)) >= 0)
+            count++;
+        CHECK(count < 64 && errno == EMFILE);
+        for (int i = 0; i < free_count; i++)
+            close(fds[--count]);
+        int result = virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0);
+        if (result == 0) {
+            accepted = true;
+            result = virNodeSuspendWait();
+        }
+        if (result < 0) {
+            const char *message = virNodeSuspendGetLastErrorMessage();
+            printf("# %d free: %s\n", free_count, message);
+            CHECK(virNodeSuspendGetLastErrorCode() == VIR_ERR_SYSTEM_ERROR);
+            CHECK(ends_with(message, ": Too many open files"));
+        }
+        while (count > 0)
+            close(fds[--count]);
+    }
+    CHECK(accepted);
+}
+
 int main(void)
 {
     static const struct harness_case cases[] = {
@@ -307,6 +350,7 @@ int main(void)
         {"waiting without a request is an error", waiting_without_a_request_is_an_error},
         {"wait returns once the host is back", wait_returns_once_the_host_is_back},
         {"wait reports why the suspend failed", wait_reports_why_the_suspend_failed},
+        {"running out of descriptors is named as such", running_out_of_descriptors_is_named_as_such},
     };
     return harness_main(cases, sizeof(cases) / sizeof(cases[0]));
 }
