@@ -265,6 +265,19 @@ int virNodeSuspendGetInfo(struct virNodeSuspendInfo *info, unsigned int flags);
 int virNodeSuspendAbort(unsigned int flags);
 
 /**
+ * The version of this library, the one running (preloaded or loaded by path, it may not
+ * be the one whose header the caller was built with), encoded as libvirt's
+ * `virGetVersion` encodes libvirt's: major * 1,000,000 + minor * 1,000 + release.
+ *
+ * Returns 0 on success, -1 with an error set when `version` is NULL.
+ *
+ * # Safety
+ *
+ * `version` is NULL (an error) or points to writable memory for an `unsigned long`.
+ */
+int virNodeSuspendGetVersion(unsigned long *version);
+
+/**
  * This thread's last error, or NULL when the last call succeeded. The error stays valid
  * until the next call of this library on the same thread.
  */

@@ -4,7 +4,9 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong, c_void, CStr, CString, OsString};
+use std::ffi::{
+    c_char, c_int, c_longlong, c_uint, c_ulong, c_ulonglong, c_void, CStr, CString, OsString,
+};
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -470,6 +472,28 @@ pub extern "C" fn virNodeSuspendAbort(flags: c_uint) -> c_int {
     api_call(FUNCTION, || {
         check_flags_of(FUNCTION, flags)?;
         node()?.abort(flags)
+    })
+}
+
+/// The version of this library, the one running (preloaded or loaded by path, it may not
+/// be the one whose header the caller was built with), encoded as libvirt's
+/// `virGetVersion` encodes libvirt's: major * 1,000,000 + minor * 1,000 + release.
+///
+/// Returns 0 on success, -1 with an error set when `version` is NULL.
+///
+/// # Safety
+///
+/// `version` is NULL (an error) or points to writable memory for an `unsigned long`.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeSuspendGetVersion(version: *mut c_ulong) -> c_int {
+    const FUNCTION: &str = "virNodeSuspendGetVersion";
+    api_call(FUNCTION, || {
+        if version.is_null() {
+            return Err(Error::null_argument(FUNCTION, "version"));
+        }
+        // SAFETY: non-NULL, and the caller promises it points to an `unsigned long`.
+        unsafe { *version = crate::version_number() as c_ulong };
+        Ok(())
     })
 }
 

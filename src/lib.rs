@@ -24,3 +24,30 @@ pub use config::{BackendKind, Config};
 pub use error::{Error, ErrorCode, Result};
 pub use node::{Answer, Capabilities, NodeSuspend, Outcome, Request};
 pub use target::Target;
+
+/// The library's version as libvirt encodes its own (`virGetVersion`): major * 1,000,000 +
+/// minor * 1,000 + release.
+pub fn version_number() -> u64 {
+    let part = |text: &str| {
+        text.parse::<u64>()
+            .expect("Cargo's version parts are numbers")
+    };
+    part(env!("CARGO_PKG_VERSION_MAJOR")) * 1_000_000
+        + part(env!("CARGO_PKG_VERSION_MINOR")) * 1_000
+        + part(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_number_is_libvirts_encoding_of_the_package_version() {
+        let version = super::version_number();
+        let text = format!(
+            "{}.{}.{}",
+            version / 1_000_000,
+            version / 1_000 % 1_000,
+            version % 1_000
+        );
+        assert_eq!(text, env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -333,6 +333,17 @@ static void running_out_of_descriptors_is_named_as_such(void)
     CHECK(accepted);
 }
 
+static void the_version_is_libvirts_encoding(void)
+{
+    unsigned long version = 0;
+    CHECK(virNodeSuspendGetVersion(&version) == 0);
+    check_no_error();
+    /* major * 1,000,000 + minor * 1,000 + release, of meson.build's version. */
+    CHECK(version == VIRNODESUSPEND_PROJECT_VERSION_NUMBER);
+    CHECK(virNodeSuspendGetVersion(NULL) == -1);
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "version in virNodeSuspendGetVersion must not be NULL");
+}
+
 int main(void)
 {
     static const struct harness_case cases[] = {
@@ -351,6 +362,7 @@ int main(void)
         {"wait returns once the host is back", wait_returns_once_the_host_is_back},
         {"wait reports why the suspend failed", wait_reports_why_the_suspend_failed},
         {"running out of descriptors is named as such", running_out_of_descriptors_is_named_as_such},
+        {"the version is libvirt's encoding", the_version_is_libvirts_encoding},
     };
     return harness_main(cases, sizeof(cases) / sizeof(cases[0]));
 }

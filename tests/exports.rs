@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-const API: [&str; 10] = [
+const API: [&str; 11] = [
     "virNodeSuspend",
     "virNodeSuspendAbort",
     "virNodeSuspendGetBackend",
@@ -14,6 +14,7 @@ const API: [&str; 10] = [
     "virNodeSuspendGetLastErrorCode",
     "virNodeSuspendGetLastErrorMessage",
     "virNodeSuspendGetTargetMask",
+    "virNodeSuspendGetVersion",
     "virNodeSuspendResetLastError",
     "virNodeSuspendWait",
 ];

@@ -73,6 +73,7 @@ static const char usage[] =
     "       virnodesuspend abort\n"
     "       virnodesuspend wait\n"
     "       virnodesuspend [COMMAND] --help\n"
+    "       virnodesuspend --version\n"
     "\n"
     "Node power management as libvirt does it (virsh nodesuspend), through libvirnodesuspend.\n";
 
@@ -341,6 +342,18 @@ static int wait_request(int argc, char **argv)
     return 0;
 }
 
+/* This tool's version, and the version of the library it runs (another one than it was
+ * built with when LD_PRELOAD or LD_LIBRARY_PATH says so). */
+static int print_version(void)
+{
+    unsigned long library;
+    if (virNodeSuspendGetVersion(&library) < 0)
+        return report_library_error("cannot tell the library's version");
+    printf("virnodesuspend %s\nlibvirnodesuspend %lu.%lu.%lu\n", VIRNODESUSPEND_VERSION, library / 1000000,
+           library / 1000 % 1000, library % 1000);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -359,5 +372,7 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0)
+        return print_version();
     return bad_usage(usage, "unknown command: ", argv[1]);
 }

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 import time
 import zipfile
 
@@ -85,6 +86,11 @@ def wait_for(predicate):
 def test_targets_have_libvirts_names_and_values():
     assert [(t.name, int(t)) for t in Target] == [("MEM", 0), ("DISK", 1), ("HYBRID", 2)]
     assert virnodesuspend.VIR_NODE_SUSPEND_TARGET_HYBRID is Target.HYBRID
+
+
+def test_version_is_the_packages(load):
+    pyproject = pathlib.Path(__file__).parents[1] / "pyproject.toml"
+    assert load().version() == tomllib.loads(pyproject.read_text())["project"]["version"]
 
 
 def test_mask_is_a_set_of_targets_and_the_backend_is_named(load, root):

@@ -40,6 +40,7 @@ __all__ = [
     "info",
     "suspend",
     "target_mask",
+    "version",
     "virNodeSuspendError",
     "virNodeSuspendInfo",
     "wait",
@@ -278,6 +279,8 @@ class Library:
         lib.virNodeSuspendGetInfo.restype = ctypes.c_int
         lib.virNodeSuspendAbort.argtypes = [ctypes.c_uint]
         lib.virNodeSuspendAbort.restype = ctypes.c_int
+        lib.virNodeSuspendGetVersion.argtypes = [ctypes.POINTER(ctypes.c_ulong)]
+        lib.virNodeSuspendGetVersion.restype = ctypes.c_int
         lib.virNodeSuspendGetLastError.argtypes = []
         lib.virNodeSuspendGetLastError.restype = ctypes.POINTER(virNodeSuspendError)
 
@@ -288,6 +291,12 @@ class Library:
             return
         e: virNodeSuspendError = self._lib.virNodeSuspendGetLastError().contents
         raise Error(e.code, e.domain, e.level, _text(e.message), _text(e.str1), _text(e.str2), e.int1, e.int2)
+
+    def version(self) -> str:
+        """The version of the loaded library ("0.1.0"), from virNodeSuspendGetVersion."""
+        number = ctypes.c_ulong()
+        self._check(self._lib.virNodeSuspendGetVersion(ctypes.byref(number)))
+        return f"{number.value // 1000000}.{number.value // 1000 % 1000}.{number.value % 1000}"
 
     def target_mask(self) -> "frozenset[Target]":
         """The targets this host supports, as a frozenset of Target."""
@@ -385,3 +394,8 @@ def info() -> Info:
 def abort() -> None:
     """Library.abort of the default library."""
     _library().abort()
+
+
+def version() -> str:
+    """Library.version of the default library."""
+    return _library().version()
