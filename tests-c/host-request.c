@@ -1233,7 +1233,7 @@ static void unprivileged_process_waits_for_roots_request_until_it_is_aborted(voi
     /* A, this process (root): its request, pending. */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == 0);
     CHECK_STR(root_read(WAKEALARM), "1800003651");
-    char lock[256];
+    char lock[300];
     snprintf(lock, sizeof(lock), "%s", lock_relative(record_value("lock")));
     printf("# modes: fake root %04o, %s %04o, request %04o, guard %04o, %s %04o\n", file_mode("."), RUN_DIR,
            file_mode(RUN_DIR), file_mode(RECORD), file_mode(RUN_DIR "/guard"), lock, file_mode(lock));
@@ -1434,7 +1434,7 @@ static void child_forked_while_suspending_whose_parent_is_killed_sees_the_reques
     adopt_child(c);
     CHECK(request_is_suspending());
     CHECK(record_has("pid=%d", (int)p));
-    char lock[256];
+    char lock[300];
     snprintf(lock, sizeof(lock), "%s", lock_relative(record_value("lock")));
 
     struct seen seen = receive_seen(pipes.seen[0]);
