@@ -1,6 +1,10 @@
 """Fixtures for the tests through the C ABI (ctypes, and the command-line tool): the built
 library, fake roots, fake helper programs for libvirt, and a private system bus with a
-stand-in logind."""
+stand-in logind.
+
+Whatever ends the run, nothing is left behind: every directory is pytest's (tmp_path,
+tmp_path_factory) or removed on the way out, and every helper process ends with the run
+(lifetime.py: a SIGTERM ends the session as Ctrl-C does, so the finalizers run)."""
 
 import json
 
@@ -13,18 +17,31 @@ import tempfile
 import pytest
 
 from fakes import fake_bin, fake_root  # noqa: F401 (fixtures)
+from lifetime import end_session_on_sigterm, terminate_with_parent
 from private_bus import PrivateBus
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 # Nothing of this machine's: no system bus (a socket path that cannot exist), and a PATH
-# with nothing in it (so no real pm-is-supported or pm-suspend is ever found). Tests that
-# want a bus or helpers put their own stand-ins there.
+# with nothing in it (so no real pm-is-supported or pm-suspend is ever found; the empty
+# directory is the session's, from empty_path). Tests that want a bus or helpers put their
+# own stand-ins there.
 NO_HOST = {
     "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/virnodesuspend-test-bus",
-    "PATH": tempfile.mkdtemp(prefix="virnodesuspend-empty-path-"),
 }
+
+
+def pytest_configure(config):
+    end_session_on_sigterm()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_path(tmp_path_factory):
+    """The empty directory that is NO_HOST's PATH, for the whole session."""
+    NO_HOST["PATH"] = str(tmp_path_factory.mktemp("empty-path"))
+    yield NO_HOST["PATH"]
+    del NO_HOST["PATH"]
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +57,7 @@ def library():
 def system_bus(tmp_path):
     """A private bus; calling it puts a stand-in logind with the given answers on the bus
     and returns the bus address."""
-    bus = PrivateBus(tmp_path)
+    bus = PrivateBus(tmp_path, wake=tmp_path / "logind-wake.fifo")
 
     def start_logind(answers):
         bus.start_logind(answers)
@@ -49,6 +66,9 @@ def system_bus(tmp_path):
     start_logind.stop = bus.stop
     start_logind.daemon_pid = bus.daemon.pid
     start_logind.calls = lambda: (tmp_path / "logind.log").read_text()
+    # Unless the answers give "asleep_ms", the stand-in's host sleeps until this FIFO is
+    # written to (logind_standin.py).
+    start_logind.wake = str(bus.wake)
     yield start_logind
     bus.stop()
 
@@ -57,14 +77,14 @@ def run(spec, env):
     """Runs driver.py with SPEC in a fresh process with ENV added; returns its results.
     Unless ENV says otherwise, the library gets an empty root and no system bus: no test
     reaches this machine's /sys, RTC or bus."""
-    empty_root = tempfile.mkdtemp(prefix="virnodesuspend-empty-root-")
-    process = subprocess.run(
-        [sys.executable, str(HERE / "driver.py"), json.dumps(spec)],
-        env={**os.environ, **NO_HOST, "VIRNODESUSPEND_ROOT": empty_root, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    os.rmdir(empty_root)
+    with tempfile.TemporaryDirectory(prefix="virnodesuspend-empty-root-") as empty_root:
+        process = subprocess.run(
+            [sys.executable, str(HERE / "driver.py"), json.dumps(spec)],
+            env={**os.environ, **NO_HOST, "VIRNODESUSPEND_ROOT": empty_root, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=terminate_with_parent,
+        )
     assert process.returncode == 0, process.stderr
     return json.loads(process.stdout)

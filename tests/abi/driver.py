@@ -7,12 +7,15 @@ once per process. Usage: driver.py SPEC, where SPEC is JSON:
 initialized, so this library raises its errors through it too; "uninitialized": loaded,
 but nothing has called virInitialize yet; "called": the calls go to libvirt's own
 virNodeSuspend* instead of this library's.
-Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags]; and steps between
-them: ["link", path under VIRNODESUSPEND_ROOT, target] replaces a kernel file by a symbolic
-link (to /dev/full, whose writes fail), ["sleep", seconds], ["until", file, text] waits
-(30 s at most) until FILE contains TEXT, ["until_exactly", file, text] until it is TEXT, ["kill", pid] ends a process (a bus going away);
-["suspend_once_free", target, duration, flags] repeats the request while it is refused as
-in progress (30 s at most) and records the last answer.
+Calls: ["mask"], ["mask_null"], ["suspend", target, duration, flags], ["wait"] (this
+library's virNodeSuspendWait); and steps between them: ["link", path under
+VIRNODESUSPEND_ROOT, target] replaces a kernel file by a symbolic link (to /dev/full, whose
+writes fail), ["until", file, text] waits (30 s at most) until FILE contains TEXT,
+["until_exactly", file, text] until it is TEXT, ["kill", pid] ends a process and waits
+(30 s at most) until it has exited (a bus going away), ["write", file, text] writes TEXT to
+FILE (a FIFO that wakes a stand-in); ["suspend_once_free", target, duration, flags] repeats
+the request while it is refused as in progress (30 s at most) and records the last answer.
+No step waits a fixed time: each waits for what it names.
 """
 
 import ctypes
@@ -22,6 +25,8 @@ import pathlib
 import signal
 import sys
 import time
+
+from lifetime import exited
 
 # The Python package's ctypes layout of the error (libvirt's virError, and this library's
 # virNodeSuspendError: the same layout).
@@ -89,6 +94,7 @@ def main():
         suspend, mask = declare(ours, "virNode")
         ours.virNodeSuspendGetLastError.restype = ctypes.POINTER(Error)
         own_error = ours.virNodeSuspendGetLastError
+        wait = ours.virNodeSuspendWait
 
     results = []
     for call in spec["calls"]:
@@ -97,8 +103,9 @@ def main():
             os.unlink(path)
             os.symlink(call[2], path)
             continue
-        if call[0] == "sleep":
-            time.sleep(call[1])
+        if call[0] == "write":
+            with open(call[1], "w") as f:
+                f.write(call[2])
             continue
         if call[0] == "until":
             wait_until(call[1], lambda content: call[2] in content)
@@ -107,7 +114,12 @@ def main():
             wait_until(call[1], lambda content: content == call[2])
             continue
         if call[0] == "kill":
-            os.kill(call[1], signal.SIGTERM)
+            # Not this process's child: its pidfd tells when it has exited (all its sockets
+            # closed), however long that takes.
+            process = os.pidfd_open(call[1])
+            signal.pidfd_send_signal(process, signal.SIGTERM)
+            assert exited(process, 30), f"process {call[1]} still runs 30 s after SIGTERM"
+            os.close(process)
             continue
         if libvirt is not None and spec["libvirt"] != "uninitialized":
             # libvirt's public API resets the error on entry; its private functions don't.
@@ -117,6 +129,8 @@ def main():
             ret = mask(ctypes.byref(value))
         elif call[0] == "mask_null":
             ret = mask(None)
+        elif call[0] == "wait":
+            ret = wait()
         elif call[0] == "suspend_once_free":
             ret = suspend_once_free(suspend, own_error, call[1:])
         else:

@@ -3,7 +3,9 @@
 It answers CanSuspend, CanHibernate and CanHybridSleep as configured ("error": with an
 error). It carries out
 Suspend, Hibernate and HybridSleep as configured:
-- "ok": reply, emit PrepareForSleep(true), then after "asleep_ms" PrepareForSleep(false);
+- "ok": reply, emit PrepareForSleep(true), then after "asleep_ms" PrepareForSleep(false),
+  or, with "wake": FIFO, once something is written to FIFO (the host sleeps until the test
+  wakes it, however long that takes; the stand-in makes the FIFO if there is none);
 - "signal first": emit PrepareForSleep(true) before replying, as systemd-logind does;
 - "error": reply with an org.freedesktop.login1 error;
 - "hang": never reply.
@@ -16,6 +18,7 @@ Needs Debian's python3-dbus and python3-gi (run it with /usr/bin/python3).
 """
 
 import json
+import os
 import signal
 import sys
 
@@ -36,6 +39,14 @@ class Manager(dbus.service.Object):
         super().__init__(bus, "/org/freedesktop/login1")
         self.config = config
         self.record = record
+        self.asleep = False
+        if "wake" in config:
+            if not os.path.exists(config["wake"]):
+                os.mkfifo(config["wake"])
+            # Held open for writing too: a writer's open never waits, and the FIFO never
+            # reads as ended.
+            self.wake_fifo = os.open(config["wake"], os.O_RDWR | os.O_NONBLOCK)
+            GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, self.wake_fifo, GLib.IOCondition.IN, self.woken)
 
     def log(self, *words):
         with open(self.record, "a") as f:
@@ -48,6 +59,19 @@ class Manager(dbus.service.Object):
             raise Refused(f"{method} is refused by the stand-in")
         return answer
 
+    def fall_asleep(self):
+        if "wake" in self.config:
+            self.asleep = True
+        else:
+            GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
+
+    def woken(self, fd, condition):
+        os.read(fd, 4096)
+        if self.asleep:
+            self.asleep = False
+            self.PrepareForSleep(False)
+        return True  # keep watching
+
     def sleep(self, method, interactive, reply, error):
         self.log(method, bool(interactive))
         behaviour = self.config.get(method, self.config.get("Suspend", "ok"))
@@ -56,11 +80,11 @@ class Manager(dbus.service.Object):
         elif behaviour == "ok":
             reply()
             self.PrepareForSleep(True)
-            GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
+            self.fall_asleep()
         elif behaviour == "signal first":
             self.PrepareForSleep(True)
             reply()
-            GLib.timeout_add(self.config.get("asleep_ms", 200), self.PrepareForSleep, False)
+            self.fall_asleep()
         # "hang": neither reply nor error.
 
     @dbus.service.method(MANAGER, in_signature="", out_signature="s")

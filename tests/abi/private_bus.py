@@ -7,6 +7,8 @@ the stand-in (see logind_standin.py); with "activatable": false the bus has no s
 file for logind, with "running": false no stand-in is started, with "warm": true the
 stand-in answers each Can* call once before the address is printed (so that a benchmark
 does not charge its first, slow answers to whoever asks first).
+
+Both processes end with whoever started them (lifetime.terminate_with_parent).
 """
 
 import json
@@ -14,6 +16,8 @@ import os
 import pathlib
 import subprocess
 import sys
+
+from lifetime import terminate_with_parent
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -34,8 +38,12 @@ CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configurat
 
 
 class PrivateBus:
-    def __init__(self, directory, activatable=True):
+    """WAKE, a path: the stand-in's host sleeps until something is written to the FIFO
+    there (see logind_standin.py), unless its answers say otherwise."""
+
+    def __init__(self, directory, activatable=True, wake=None):
         self.directory = pathlib.Path(directory)
+        self.wake = wake
         services = self.directory / "services"
         services.mkdir(parents=True, exist_ok=True)
         if activatable:
@@ -50,13 +58,19 @@ class PrivateBus:
             stdout=subprocess.PIPE,
             stderr=open(self.directory / "bus.log", "w"),
             text=True,
+            preexec_fn=terminate_with_parent,
         )
         self.address = self.daemon.stdout.readline().strip()
         self.children = [self.daemon]
+        if not self.address:
+            self.stop()
+            raise RuntimeError(f"dbus-daemon did not start: {(self.directory / 'bus.log').read_text()}")
 
     def start_logind(self, answers):
         """Puts a stand-in logind with the given Can* answers on the bus; its calls are
         recorded in logind.log."""
+        if self.wake and "asleep_ms" not in answers:
+            answers = {"wake": str(self.wake), **answers}
         standin = subprocess.Popen(
             [
                 "/usr/bin/python3",
@@ -67,6 +81,7 @@ class PrivateBus:
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.address},
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=terminate_with_parent,
         )
         self.children.append(standin)
         assert standin.stdout.readline().strip() == "ready"
@@ -74,7 +89,11 @@ class PrivateBus:
     def stop(self):
         for child in reversed(self.children):
             child.terminate()
-            child.wait(timeout=10)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 def warm(address):

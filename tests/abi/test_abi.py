@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import NO_HOST, run
-from fakes import NOW
+from fakes import NOW, read_fifo
 from driver import Error
 
 
@@ -31,7 +31,11 @@ def load(library, monkeypatch):
         copies.append(lib)
         return lib
 
-    return load_with
+    yield load_with
+    # A request still pending (a long delay) is aborted: its worker never writes to a fake
+    # root after its test.
+    for lib in copies:
+        lib.virNodeSuspendAbort(0)
 
 
 def wait_for(predicate, seconds=30):
@@ -125,13 +129,21 @@ def test_request_reaches_the_kernel_files_and_the_next_is_accepted(tmp_path, loa
     wait_for(lambda: fake_root.read("sys/class/rtc/rtc0/wakealarm") == "0")
 
 
+# A delay of an hour: a request stays pending until the test aborts it, however slow the
+# machine (the shortest duration is then 3650 s).
+HOUR = "3600"
+
+
 def test_alarm_is_call_time_plus_duration(tmp_path, load, fake_root):
     fake_root.host()
-    lib = load(tmp_path, VIRNODESUSPEND_ROOT=str(fake_root.path))
+    lib = load(tmp_path, VIRNODESUSPEND_ROOT=str(fake_root.path), VIRNODESUSPEND_DELAY=HOUR)
     assert lib.virNodeSuspend(0, 86400, 0) == 0
     # The RTC read NOW at the call; one more tick makes sure the full duration passes.
     assert fake_root.read("sys/class/rtc/rtc0/wakealarm") == str(NOW + 86400 + 1)
+    assert fake_root.request()["state"] == "pending"
     assert fake_root.read("sys/power/state") == "freeze mem disk"  # not before the delay
+    assert lib.virNodeSuspendAbort(0) == 0
+    assert fake_root.read("sys/class/rtc/rtc0/wakealarm") == "0"
 
 
 @pytest.mark.parametrize("duration", [10_000_000_000, 2**64 - 1])
@@ -151,7 +163,8 @@ def test_duration_beyond_the_rtc_is_refused_before_anything_changes(tmp_path, lo
 
 def test_32_racing_threads_get_one_success(tmp_path, load, fake_root):
     fake_root.host()
-    lib = load(tmp_path, VIRNODESUSPEND_ROOT=str(fake_root.path))
+    # The winner's request is pending until the end, however slowly the others come.
+    lib = load(tmp_path, VIRNODESUSPEND_ROOT=str(fake_root.path), VIRNODESUSPEND_DELAY=HOUR)
     mask = ctypes.c_uint()
     assert lib.virNodeSuspendGetTargetMask(ctypes.byref(mask)) == 0
     start = threading.Barrier(32)
@@ -159,7 +172,7 @@ def test_32_racing_threads_get_one_success(tmp_path, load, fake_root):
 
     def racer():
         start.wait()
-        ret = lib.virNodeSuspend(0, 60, 0)
+        ret = lib.virNodeSuspend(0, 3650, 0)
         results.append((ret, lib.virNodeSuspendGetLastErrorMessage()))
 
     threads = [threading.Thread(target=racer) for _ in range(32)]
@@ -216,20 +229,24 @@ def logind_env(address, fake_root):
 def test_request_through_logind_is_in_progress_until_logind_reports_the_host_back(
     tmp_path, library, fake_root, system_bus
 ):
-    address = system_bus({"CanSuspend": "yes", "Suspend": "ok", "asleep_ms": 1500})
+    # The stand-in's host sleeps until the test writes to system_bus.wake.
+    address = system_bus({"CanSuspend": "yes", "Suspend": "ok"})
     log, alarm = str(tmp_path / "logind.log"), str(fake_root.path / "sys/class/rtc/rtc0/wakealarm")
     calls = [
         ["suspend", 0, 60, 0],
         ["until", log, "PrepareForSleep True"],
         ["suspend", 0, 60, 0],  # in progress while "asleep"
-        ["until", log, "PrepareForSleep False"],
+        ["write", system_bus.wake, "back"],
+        ["wait"],  # returns once the request is over: the host back
         ["until_exactly", alarm, "0"],
-        ["suspend_once_free", 0, 60, 0],
+        ["suspend", 0, 60, 0],
     ]
     results = run({"library": library, "libvirt": "none", "calls": calls}, logind_env(address, fake_root))
-    assert [r["ret"] for r in results] == [0, -1, 0]
+    assert [r["ret"] for r in results] == [0, -1, 0, 0]
     assert results[1]["error"]["code"] == 55
-    assert system_bus.calls().startswith("CanSuspend\nCanHibernate\nCanHybridSleep\nSuspend False\n")
+    assert system_bus.calls().startswith(
+        "CanSuspend\nCanHibernate\nCanHybridSleep\nSuspend False\nPrepareForSleep True\nPrepareForSleep False\n"
+    )
 
 
 def test_bus_gone_between_query_and_suspend_frees_the_request(tmp_path, library, fake_root, system_bus):
@@ -237,8 +254,7 @@ def test_bus_gone_between_query_and_suspend_frees_the_request(tmp_path, library,
     alarm = str(fake_root.path / "sys/class/rtc/rtc0/wakealarm")
     calls = [
         ["mask"],
-        ["kill", system_bus.daemon_pid],
-        ["sleep", 0.2],
+        ["kill", system_bus.daemon_pid],  # returns once the bus has exited
         ["suspend", 0, 60, 0],
         ["until_exactly", alarm, "0"],
         ["suspend_once_free", 0, 60, 0],
@@ -269,6 +285,8 @@ def test_pm_utils_answers_and_carries_out_when_logind_is_unavailable(tmp_path, l
     mask = ctypes.c_uint()
     assert lib.virNodeSuspendGetTargetMask(ctypes.byref(mask)) == 0 and mask.value == 0b010
     assert lib.virNodeSuspend(1, 60, 0) == 0
-    wait_for(lambda: "pm-hibernate" in (tmp_path / "helpers.log").read_text())
-    wait_for(lambda: fake_root.read("sys/class/rtc/rtc0/wakealarm") == "0")
+    # The stand-in "sleeps" until its line is read.
+    assert read_fifo(tmp_path / "pm-utils.fifo") == "pm-hibernate \n"
+    assert lib.virNodeSuspendWait() == 0, lib.virNodeSuspendGetLastErrorMessage()
+    assert fake_root.read("sys/class/rtc/rtc0/wakealarm") == "0"
     assert fake_root.read("sys/power/state") == "freeze mem disk", "the kernel was not used"

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import NO_HOST
 from fakes import NOW, FakeRoot
+from lifetime import terminate_with_parent
 
 CLI = os.environ.get("VIRNODESUSPEND_CLI")
 pytestmark = pytest.mark.skipif(not CLI, reason="VIRNODESUSPEND_CLI is not set (meson sets it)")
@@ -142,6 +143,7 @@ def start(*args, root, delay="0"):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=terminate_with_parent,
     )
 
 

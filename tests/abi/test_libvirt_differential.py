@@ -9,6 +9,11 @@ libraries share the host state: the same stand-in logind on the same private bus
 bus at all). Ours gets a fake root with only an RTC, so that logind is what answers for
 it too. rtcwake and pm-utils are stand-ins on PATH, so libvirt's success path touches
 neither this machine's clock nor its power state.
+
+An accepted request stays in progress for both, however slowly the calls come: libvirt's
+runs pm-suspend after its delay, whose stand-in sleeps until the test reads it (it never
+does), and ours asks the stand-in logind, whose host sleeps until the test wakes it (it
+never does either).
 """
 
 import pytest
@@ -132,9 +137,9 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
         ["suspend", 7, 60, 0],
         ["link", "sys/power/state", "/dev/full"],
         ["suspend", 0, 60, 0],
-        ["sleep", 1],
+        ["wait"],  # returns once the suspend has failed (and the warning is logged)
     ]
-    run(
+    *_, failed = run(
         {"library": library, "libvirt": "loaded", "calls": calls},
         {
             "VIRNODESUSPEND_ROOT": str(fake_root.path),
@@ -162,11 +167,9 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
         f"Hybrid-Suspend: unsupported (kernel): {disk} does not offer the 'suspend' mode",
     ), lines
     state = fake_root.path / "sys/power/state"
-    assert logged(
-        "warning",
-        "virNodeSuspendHelper",
-        f"Failed to suspend the host: Unable to write 'mem' to '{state}': No space left on device",
-    ), lines
+    why = f"Unable to write 'mem' to '{state}': No space left on device"
+    assert (failed["ret"], failed["error"]["code"], failed["error"]["message"]) == (-1, 38, why)
+    assert logged("warning", "virNodeSuspendHelper", f"Failed to suspend the host: {why}"), lines
 
 
 def test_logind_answers_an_error(system_bus, fake_root, fake_bin, library):

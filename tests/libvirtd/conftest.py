@@ -1,5 +1,6 @@
 """Fixtures for the libvirtd suite: the library, fake roots, stand-in helpers, a private
-system bus, and daemons that are stopped at the end of each test whatever happened.
+system bus, and daemons that are stopped at the end of each test whatever happened (a
+SIGTERM to pytest too: lifetime.py).
 
 Fake roots, stand-ins and the private bus are the C-ABI tests' own (tests/abi)."""
 
@@ -19,7 +20,12 @@ sys.path.insert(0, str(ABI))
 # fakes and private_bus are found through ABI, put on the path above.
 from fakes import fake_bin, fake_root  # noqa: F401 (fixtures)
 from libvirtd import Libvirtd
+from lifetime import end_session_on_sigterm
 from private_bus import PrivateBus
+
+
+def pytest_configure(config):
+    end_session_on_sigterm()
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +57,9 @@ def no_bus(tmp_path):
 
 @pytest.fixture
 def private_bus(tmp_path):
-    """A private system bus without logind; a test may put the stand-in logind on it."""
-    bus = PrivateBus(tmp_path / "bus")
+    """A private system bus without logind; a test may put the stand-in logind on it. The
+    stand-in's host sleeps until something is written to bus.wake (logind_standin.py)."""
+    bus = PrivateBus(tmp_path / "bus", wake=tmp_path / "bus/logind-wake.fifo")
     yield bus
     bus.stop()
 

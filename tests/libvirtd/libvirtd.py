@@ -5,24 +5,31 @@ Each daemon runs in a mount namespace of its own. There /etc/libvirt is the daem
 directory (its libvirtd.conf and qemu.conf), and /run/libvirt, /var/lib/libvirt and
 /var/log/libvirt are empty tmpfs. So a libvirtd already running on this machine keeps its
 sockets, pid file and state, and its domains, networks and autostart links are never seen
-(a daemon reading them would start them a second time); and `qemu:///system` still means
-the default socket, for virsh run in the same namespace (nsenter). Refusing to start next
-to a running libvirtd would make the suite fail on exactly the machines that have libvirt
-in use. /var/cache/libvirt is shared by all the daemons of a run, so that QEMU's
-capabilities are probed once, not once per daemon. (On this machine, only the empty
-mount points are created where they are missing.)
+(a daemon reading them would start them a second time). Refusing to start next to a
+running libvirtd would make the suite fail on exactly the machines that have libvirt in
+use. /var/cache/libvirt is shared by all the daemons of a run, so that QEMU's capabilities
+are probed once, not once per daemon. (On this machine, only the empty mount points are
+created where they are missing.)
+
+The daemon's sockets are in its own directory (unix_sock_dir), and virsh names that
+socket in its URI: it reaches this daemon or none, never the default socket, where this
+machine's libvirtd may listen. virsh runs in the daemon's namespace and root (nsenter
+--mount --root: a mount namespace alone would put it at the namespace's root, outside the
+chroot the tests may run in), where it reads the daemon's /etc/libvirt, not this machine's.
 
 The daemon is always stopped by its PID (unshare execs sh, which execs libvirtd, so the
 PID that Popen started is libvirtd's), and gets SIGTERM should the test process die first.
 """
 
 import collections
-import ctypes
 import os
 import re
 import signal
 import subprocess
 import time
+import urllib.parse
+
+from lifetime import terminate_with_parent
 
 # The private namespace, then the daemon. Arguments: the daemon's /etc/libvirt, the shared
 # cache, the pid file. Absolute paths: PATH is the daemon's (stand-ins and QEMU only).
@@ -41,7 +48,11 @@ exec /usr/sbin/libvirtd --config /etc/libvirt/libvirtd.conf --pid-file "$3"
 # Our library's answers are logged at info (util.nodesuspend), everything else from warning.
 LIBVIRTD_CONF = """log_outputs = "2:file:{log}"
 log_filters = "2:util.nodesuspend"
+unix_sock_dir = "{sockets}"
 """
+
+# A socket's path must fit sockaddr_un's sun_path, with its terminating NUL.
+SUN_PATH = 108
 
 # QEMU runs (and is probed) as root. As Debian's libvirt-qemu, on a machine whose /dev/kvm
 # only root may open (as here), libvirt's capability cache never validates ("KVM was
@@ -58,14 +69,6 @@ LogRecord = collections.namedtuple("LogRecord", "level function message")
 # Where a real system bus listens: no daemon of this suite may ever reach it.
 SYSTEM_BUS_SOCKETS = ["/run/dbus/system_bus_socket", "/var/run/dbus/system_bus_socket"]
 
-PR_SET_PDEATHSIG = 1
-prctl = ctypes.CDLL(None).prctl
-
-
-def terminate_with_parent():
-    """In the child before exec: SIGTERM when the test process dies, whatever the cause."""
-    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
 
 class Libvirtd:
     """One libvirtd: stock (LIBRARY None), or with LIBRARY preloaded and its KNOBS (the
@@ -80,6 +83,10 @@ class Libvirtd:
         self.directory = directory
         self.qemu_cache = qemu_cache
         self.log_file = directory / "libvirtd.log"
+        # libvirtd's longest socket name is libvirt-admin-sock.
+        self.socket = directory / "libvirt-sock"
+        assert len(f"{directory}/libvirt-admin-sock") < SUN_PATH, f"{directory}: too long for a socket's path"
+        self.uri = f"qemu+unix:///system?socket={urllib.parse.quote(str(self.socket))}"
         self.transcript = []
         self.environment = {"PATH": path, "DBUS_SYSTEM_BUS_ADDRESS": bus_address, "LC_ALL": "C"}
         if library:
@@ -90,7 +97,7 @@ class Libvirtd:
         """Starts the daemon and returns once virsh gets an answer from it."""
         etc = self.directory / "etc"
         etc.mkdir()
-        (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(log=self.log_file))
+        (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(log=self.log_file, sockets=self.directory))
         (etc / "qemu.conf").write_text(QEMU_CONF)
         with open(self.directory / "libvirtd.stderr", "w") as stderr:
             self.process = subprocess.Popen(
@@ -123,8 +130,8 @@ class Libvirtd:
 
     def run_virsh(self, arguments):
         return subprocess.run(
-            ["/usr/bin/nsenter", f"--target={self.process.pid}", "--mount", "--",
-             "/usr/bin/virsh", "--connect", "qemu:///system", *arguments],
+            ["/usr/bin/nsenter", f"--target={self.process.pid}", "--mount", "--root", "--",
+             "/usr/bin/virsh", "--connect", self.uri, *arguments],
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
             stdin=subprocess.DEVNULL,
             capture_output=True,
