@@ -7,13 +7,14 @@
 //! deadline: not the authentication, not `Hello`, not a call. A bus that stops answering
 //! fails the request; it never blocks it. The messages of one use are sent at once and
 //! their replies collected together: one round trip.
+//!
+//! The D-Bus client, libdbus, is loaded the first time the backend is asked
+//! ([`libdbus`]): where it cannot be loaded, logind is unavailable with that reason.
 
+use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
-use dbus::channel::Channel;
-use dbus::message::MessageType;
-use dbus::Message;
-
+use super::libdbus::{self, BusError, Connection, Lib, Message};
 use super::{since_boot, Backend, Probe, Support, SuspendFailure, Unsupported};
 use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result, DOMAIN_DBUS};
@@ -36,11 +37,13 @@ pub struct Logind {
     bus_address: Option<String>,
     /// The longest any one exchange with the bus may take.
     call_timeout: Duration,
+    /// The D-Bus client library to load ([`libdbus::LIBDBUS`]; another in the tests).
+    library: &'static CStr,
 }
 
 /// An error reply, as libvirt 9.0 reports one: VIR_ERR_DBUS_SERVICE in the D-Bus domain,
 /// with GLib's text for a remote error ("GDBus.Error:NAME: MESSAGE").
-fn reply_error(e: &dbus::Error) -> Error {
+fn reply_error(e: &BusError) -> Error {
     let name = e.name().unwrap_or("org.freedesktop.DBus.Error.Failed");
     let message = e.message().unwrap_or("");
     let text = match name {
@@ -52,7 +55,7 @@ fn reply_error(e: &dbus::Error) -> Error {
 
 /// A failure of the bus itself while a request is carried out (no libvirt counterpart:
 /// libvirt never asks logind to sleep), said with what was being done.
-fn bus_error(what: &str, e: &dbus::Error) -> Error {
+fn bus_error(what: &str, e: &BusError) -> Error {
     let detail = match (e.name(), e.message()) {
         (Some(LOCAL_FAILURE), Some(message)) => message.to_owned(),
         (Some(name), Some(message)) => format!("{name}: {message}"),
@@ -66,44 +69,47 @@ fn bus_error(what: &str, e: &dbus::Error) -> Error {
 // as libvirt shows them ("error from service: Timeout was reached").
 const LOCAL_FAILURE: &str = "org.virnodesuspend.LocalFailure";
 
-fn disconnected() -> dbus::Error {
-    dbus::Error::new_custom(LOCAL_FAILURE, "The connection is closed")
+fn disconnected() -> BusError {
+    BusError::new(LOCAL_FAILURE, "The connection is closed")
 }
 
-fn timed_out() -> dbus::Error {
-    dbus::Error::new_custom(LOCAL_FAILURE, "Timeout was reached")
+fn timed_out() -> BusError {
+    BusError::new(LOCAL_FAILURE, "Timeout was reached")
 }
 
 /// A call to the bus itself.
-fn bus_call(method: &str) -> Message {
-    Message::new_method_call(
+fn bus_call(lib: &'static Lib, method: &str) -> Message {
+    Message::method_call(
+        lib,
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus",
         method,
     )
-    .expect("valid names")
 }
 
 /// A call to logind that never starts it: where logind is not running, the bus answers
 /// with an error instead of activating it (libvirt starts nothing either).
-fn logind_call(method: &str) -> Message {
-    let mut call = Message::new_method_call(SERVICE, OBJECT, MANAGER, method).expect("valid names");
+fn logind_call(lib: &'static Lib, method: &str) -> Message {
+    let mut call = Message::method_call(lib, SERVICE, OBJECT, MANAGER, method);
     call.set_auto_start(false);
     call
 }
 
-/// The value a reply carries, or the error it is, as libvirt reports it.
-fn reply_value<T: dbus::arg::Arg + for<'a> dbus::arg::Get<'a>>(message: &mut Message) -> Result<T> {
+/// The value a reply carries (read by `read`), or the error it is, as libvirt reports it.
+fn reply_value<T>(
+    message: &Message,
+    read: impl FnOnce(&Message) -> std::result::Result<T, BusError>,
+) -> Result<T> {
     message
         .as_result()
-        .and_then(|reply| reply.read1().map_err(dbus::Error::from))
+        .and_then(|()| read(message))
         .map_err(|e| reply_error(&e))
 }
 
 /// The names in a reply to `ListActivatableNames` or `ListNames` include logind's.
-fn lists_logind(reply: &mut Message) -> Result<bool> {
-    let names: Vec<String> = reply_value(reply)?;
+fn lists_logind(reply: &Message) -> Result<bool> {
+    let names = reply_value(reply, Message::read_strings)?;
     Ok(names.iter().any(|name| name == SERVICE))
 }
 
@@ -112,11 +118,11 @@ fn lists_logind(reply: &mut Message) -> Result<bool> {
 /// meanwhile is handed to `on_other`. A reply slot stays `None` when the exchange failed
 /// first; the failure is returned beside the replies.
 fn exchange(
-    channel: &Channel,
+    channel: &Connection,
     calls: Vec<Message>,
     deadline: Instant,
     mut on_other: impl FnMut(Message),
-) -> (Vec<Option<Message>>, Option<dbus::Error>) {
+) -> (Vec<Option<Message>>, Option<BusError>) {
     let mut serials = Vec::with_capacity(calls.len());
     for call in calls {
         match channel.send(call) {
@@ -134,8 +140,8 @@ fn exchange(
         }
         while let Some(message) = channel.pop_message() {
             let serial = message
-                .get_reply_serial()
-                .filter(|_| message.msg_type() != MessageType::Signal);
+                .reply_serial()
+                .filter(|_| message.msg_type() != libdbus::SIGNAL);
             match serials.iter().position(|s| Some(*s) == serial) {
                 Some(slot) => replies[slot] = Some(message),
                 None => on_other(message),
@@ -150,13 +156,20 @@ impl Logind {
         Logind {
             bus_address,
             call_timeout,
+            library: libdbus::LIBDBUS,
         }
+    }
+
+    /// The backend with `library` as its D-Bus client (for the tests: one that is missing).
+    #[cfg(test)]
+    pub fn with_library(self, library: &'static CStr) -> Logind {
+        Logind { library, ..self }
     }
 
     /// A private connection to the system bus, not yet authenticated: that happens as the
     /// first exchange runs.
-    fn open(&self) -> std::result::Result<Channel, dbus::Error> {
-        Channel::open_private(self.bus_address.as_deref().unwrap_or(SYSTEM_BUS))
+    fn open(&self, lib: &'static Lib) -> std::result::Result<Connection, BusError> {
+        Connection::open_private(lib, self.bus_address.as_deref().unwrap_or(SYSTEM_BUS))
     }
 }
 
@@ -166,24 +179,25 @@ impl Backend for Logind {
     }
 
     fn probe(&self) -> Result<Probe> {
-        let no_bus = |e: &dbus::Error| {
+        let no_bus = |e: &BusError| {
             Probe::Unavailable(format!("no system bus: {}", e.message().unwrap_or("")))
         };
-        let channel = match self.open() {
+        let lib = match libdbus::load(self.library) {
+            Ok(lib) => lib,
+            Err(why) => return Ok(Probe::Unavailable(why)),
+        };
+        let channel = match self.open(lib) {
             Ok(channel) => channel,
             Err(e) => return Ok(no_bus(&e)),
         };
         // libvirt's two checks (logind is activatable, and running) and the three
         // questions, in one round trip: the answers are read only where the checks passed.
         let methods = ["CanSuspend", "CanHibernate", "CanHybridSleep"];
-        let calls = [
-            bus_call("Hello"),
-            bus_call("ListActivatableNames"),
-            bus_call("ListNames"),
-        ]
-        .into_iter()
-        .chain(methods.map(logind_call))
-        .collect();
+        let calls = ["Hello", "ListActivatableNames", "ListNames"]
+            .map(|method| bus_call(lib, method))
+            .into_iter()
+            .chain(methods.map(|method| logind_call(lib, method)))
+            .collect();
         let (mut replies, failure) =
             exchange(&channel, calls, Instant::now() + self.call_timeout, drop);
         match (failure, replies.first_mut().and_then(Option::as_mut)) {
@@ -197,16 +211,16 @@ impl Backend for Logind {
             }
             (None, None) => unreachable!("every reply is there when the exchange succeeded"),
         }
-        let mut replies: Vec<Message> = replies.into_iter().flatten().collect();
-        if !lists_logind(&mut replies[1])? {
+        let replies: Vec<Message> = replies.into_iter().flatten().collect();
+        if !lists_logind(&replies[1])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not activatable")));
         }
-        if !lists_logind(&mut replies[2])? {
+        if !lists_logind(&replies[2])? {
             return Ok(Probe::Unavailable(format!("{SERVICE} is not running")));
         }
         Probe::from_each(|target| {
             let method = methods[target as usize];
-            let answer: String = reply_value(&mut replies[3 + target as usize])?;
+            let answer = reply_value(&replies[3 + target as usize], Message::read_string)?;
             // "challenge": allowed after authentication, which libvirt counts as supported.
             Ok(match answer.as_str() {
                 "yes" | "challenge" => Support::Yes,
@@ -228,20 +242,21 @@ impl Backend for Logind {
             Target::Disk => "Hibernate",
             Target::Hybrid => "HybridSleep",
         };
-        let channel = self
-            .open()
-            .map_err(|e| bus_error("Cannot reach the system bus", &e))?;
+        let unreachable = |e: &BusError| bus_error("Cannot reach the system bus", e);
+        let lib = libdbus::load(self.library)
+            .map_err(|why| unreachable(&BusError::new(LOCAL_FAILURE, &why)))?;
+        let channel = self.open(lib).map_err(|e| unreachable(&e))?;
         let rule = format!(
             "type='signal',sender='{SERVICE}',path='{OBJECT}',interface='{MANAGER}',member='PrepareForSleep'"
         );
         // Listening comes before asking, and the owner of logind's name is learnt before
         // logind can signal: the bus handles one connection's messages in order.
         let calls = vec![
-            bus_call("Hello"),
-            bus_call("AddMatch").append1(rule),
-            bus_call("GetNameOwner").append1(SERVICE),
+            bus_call(lib, "Hello"),
+            bus_call(lib, "AddMatch").append_str(&rule),
+            bus_call(lib, "GetNameOwner").append_str(SERVICE),
             // Not interactive: no authentication prompt.
-            logind_call(method).append1(false),
+            logind_call(lib, method).append_bool(false),
         ];
         let mut signals = Vec::new();
         let (replies, failure) =
@@ -251,17 +266,14 @@ impl Backend for Logind {
         if let Some(e) = failure {
             return Err(bus_error(&format!("No answer to {method}"), &e).into());
         }
-        let mut replies: Vec<Message> = replies.into_iter().flatten().collect();
-        for (message, what) in replies
-            .iter_mut()
-            .zip(["Hello", "AddMatch", "GetNameOwner"])
-        {
+        let replies: Vec<Message> = replies.into_iter().flatten().collect();
+        for (message, what) in replies.iter().zip(["Hello", "AddMatch", "GetNameOwner"]) {
             message.as_result().map_err(|e| bus_error(what, &e))?;
         }
         replies[3].as_result().map_err(|e| reply_error(&e))?;
-        let owner: String = replies[2]
-            .read1()
-            .map_err(|e| bus_error("GetNameOwner", &dbus::Error::from(e)))?;
+        let owner = replies[2]
+            .read_string()
+            .map_err(|e| bus_error("GetNameOwner", &e))?;
 
         let mut watch = SleepWatch {
             owner,
@@ -302,10 +314,10 @@ struct SleepWatch {
 impl SleepWatch {
     /// Whether `message` is logind saying the host is back from this sleep.
     fn is_back(&mut self, message: &Message) -> bool {
-        let from_logind = message.msg_type() == MessageType::Signal
-            && message.sender().is_some_and(|s| *s == *self.owner)
-            && message.member().is_some_and(|m| &*m == "PrepareForSleep");
-        match message.read1::<bool>() {
+        let from_logind = message.msg_type() == libdbus::SIGNAL
+            && message.sender() == Some(self.owner.as_str())
+            && message.member() == Some("PrepareForSleep");
+        match message.read_bool() {
             Ok(true) if from_logind => self.asleep = true,
             Ok(false) if from_logind => return self.asleep,
             _ => {}
@@ -360,6 +372,66 @@ mod tests {
         assert!(
             matches!(logind.probe(), Ok(Probe::Unavailable(why)) if why.starts_with("no system bus"))
         );
+    }
+
+    /// A D-Bus client that is not on the host.
+    const MISSING: &CStr = c"libdbus-1-not-on-this-host.so.3";
+
+    #[test]
+    fn unavailable_without_the_dbus_library() {
+        let bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
+        let probe = logind(&bus).with_library(MISSING).probe().unwrap();
+        assert_eq!(
+            probe,
+            Probe::Unavailable(
+                "cannot load the D-Bus library: libdbus-1-not-on-this-host.so.3: cannot open shared object file: No such file or directory"
+                    .into()
+            )
+        );
+        assert_eq!(bus.calls(), "", "nothing reached the stand-in");
+    }
+
+    #[test]
+    fn without_the_dbus_library_the_next_backend_answers() {
+        let root = crate::testing::FakeRoot::new()
+            .state("freeze mem")
+            .rtc(0, 1_800_000_000);
+        let bus = PrivateBus::start(r#"{"CanSuspend": "no"}"#);
+        let config = crate::Config {
+            root: root.path().to_owned(),
+            ..crate::Config::default()
+        };
+        let backends: Vec<Box<dyn Backend>> = vec![
+            Box::new(logind(&bus).with_library(MISSING)),
+            Box::new(crate::backend::kernel::Kernel::new(root.path())),
+        ];
+        let node = crate::NodeSuspend::with_backends(config, backends);
+        let capabilities = node.capabilities().unwrap();
+        assert_eq!(capabilities.backend(), Some(BackendKind::Kernel));
+        assert_eq!(capabilities.mask, 0b001);
+    }
+
+    #[test]
+    fn a_suspend_without_the_dbus_library_is_a_failure_that_says_why() {
+        let bus = PrivateBus::start(r#"{}"#);
+        let failure = logind(&bus)
+            .with_library(MISSING)
+            .suspend(Target::Mem, LATER)
+            .unwrap_err();
+        assert!(!failure.may_still_sleep);
+        assert_eq!(failure.error.code, ErrorCode::DbusService);
+        assert_eq!(
+            failure.error.message,
+            "error from service: Cannot reach the system bus: cannot load the D-Bus library: libdbus-1-not-on-this-host.so.3: cannot open shared object file: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn the_dbus_library_is_mapped_once_logind_is_asked() {
+        let bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
+        logind(&bus).probe().unwrap();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(maps.contains("/libdbus-1.so.3"), "{maps}");
     }
 
     /// A socket that accepts connections and never says a word.

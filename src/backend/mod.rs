@@ -6,6 +6,7 @@
 
 mod hibernation;
 pub mod kernel;
+mod libdbus;
 pub mod logind;
 pub mod pm_utils;
 
