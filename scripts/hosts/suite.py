@@ -98,6 +98,7 @@ class Suite:
         self.guest.prepare()
         self.guest.start()
         self.guest.wait_ready(BOOT_BUDGET_S)
+        self.boot_id = self.guest.sh("cat /proc/sys/kernel/random/boot_id").output.strip()
         versions = self.sh("dpkg-query -W -f '${Package} ${Version}\\n' libvirt-daemon systemd "
                            "libvirnodesuspend0 libvirt-daemon-driver-nodesuspend; uname -r")
         for line in versions.output.splitlines():
@@ -161,17 +162,17 @@ class Suite:
                    f"bound {bound:.0f} s)")
         row = {"release": self.args.release, "target": target, "entry": entry}
         if target == "disk":
+            boot_id = self.boot_id
             off = self.guest.wait_event({"SHUTDOWN"}, entered.at, 60)
             self.check(off is not None, "QEMU saw the guest power off after the image")
             self.check(self.guest.wait_exit(60) is not None, "QEMU exited")
             self.guest.start()
-            back = self.guest.sh("true", timeout=BOOT_BUDGET_S)
-            resumed = self.sh("cat /proc/sys/kernel/random/boot_id; uptime -s")
-            self.check(back.status == 0, "booted again from the same disk, the guest resumed "
-                       "(its command agent answers from before the power-off)")
+            back = self.guest.sh("cat /proc/sys/kernel/random/boot_id", timeout=BOOT_BUDGET_S)
+            self.check(back.status == 0 and back.output.strip() == boot_id,
+                       "booted again from the same disk, the guest resumed: the same boot "
+                       f"({boot_id[:8]}...), its command agent answers from before the power-off")
             row["down"] = back.received - off.at if off else None
             print(f"          powered off to answering again: {row['down']:.1f} s")
-            del resumed
         else:
             woke = self.guest.wait_event({"WAKEUP"}, entered.at, DURATION_S + 30)
             if not self.check(woke is not None, "QEMU saw the RTC alarm wake the guest"):
