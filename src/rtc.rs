@@ -33,21 +33,20 @@ impl Rtc {
     /// The lowest-numbered RTC that can wake the system.
     pub fn find(root: &Path) -> Result<Rtc> {
         let class = sysfs::under(root, "sys/class/rtc");
-        let unlisted = |e: &io::Error| {
-            Error::system(
-                SET_WAKEUP,
-                e,
-                format!("Unable to list '{}'", class.display()),
-            )
+        // libvirt's virDirOpen and virDirRead messages.
+        let failed = |e: &io::Error, what: &str| {
+            Error::system(SET_WAKEUP, e, format!("{what} '{}'", class.display()))
         };
+        let unopened = |e: &io::Error| failed(e, "cannot open directory");
+        let unread = |e: &io::Error| failed(e, "Unable to read directory");
         let mut clocks = Vec::new();
         let entries = match fs::read_dir(&class) {
             Ok(entries) => Some(entries),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(unlisted(&e)),
+            Err(e) => return Err(unopened(&e)),
         };
         for entry in entries.into_iter().flatten() {
-            let name = entry.map_err(|e| unlisted(&e))?.file_name();
+            let name = entry.map_err(|e| unread(&e))?.file_name();
             let Some((number, name)) = name.to_str().and_then(|name| {
                 let number = name.strip_prefix("rtc")?.parse::<u32>().ok()?;
                 Some((number, name.to_owned()))
@@ -62,7 +61,7 @@ impl Rtc {
                     return Err(Error::system(
                         SET_WAKEUP,
                         &e,
-                        format!("Unable to look at '{}'", wakealarm.display()),
+                        format!("cannot stat file '{}'", wakealarm.display()),
                     ))
                 }
             }
@@ -247,7 +246,7 @@ pub mod tests {
         assert_eq!(
             e.message,
             format!(
-                "Unable to list '{}': Not a directory",
+                "cannot open directory '{}': Not a directory",
                 root.path().join("sys/class/rtc").display()
             )
         );

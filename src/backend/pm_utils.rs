@@ -7,7 +7,7 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -64,11 +64,6 @@ impl PmUtils {
     }
 }
 
-/// Descriptors above standard error get close-on-exec in the helper (close_range with
-/// CLOSE_RANGE_CLOEXEC, Linux 5.11): the report pipe stays open until the exec, to tell
-/// of a failed one.
-const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-
 /// What the process between this one and the helper reports through its pipe, one
 /// message of two `i32`s (a kind and a value), written at once (pipe writes of up to
 /// PIPE_BUF bytes are never split).
@@ -121,6 +116,9 @@ fn run(
         .map_or(1024, |(soft, _)| soft.min(1 << 16) as libc::c_int);
     let (report_read, report_write) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| cannot_run(&io::Error::from(e)))?;
+    // Above standard error, where the helper's /dev/null cannot take its place (a caller
+    // with 0-2 closed gets its pipes there).
+    let report_write = above_standard_error(report_write).map_err(|e| cannot_run(&e))?;
     let helper = Helper {
         path: &path,
         argv: &argv,
@@ -135,12 +133,22 @@ fn run(
         0 => unsafe { helper.between() },
         pid => pid,
     };
+    // The group is made on both sides of the fork (the usual way): whichever runs first, it
+    // exists before the parent may need to kill it.
+    // SAFETY: setpgid on this process's own child; failing (it has already exec'd or ended)
+    // is harmless.
+    unsafe { libc::setpgid(between, between) };
     drop(report_write);
     let report = read_report(&report_read, since_boot() + limit);
-    if let Ok(None) = report {
-        // SAFETY: signals the process group the process in between leads; it has not
-        // reported, so it has not ended and its pid is still its own.
-        unsafe { libc::kill(-between, libc::SIGKILL) };
+    if !matches!(report, Ok(Some(_))) {
+        // No report: the process in between has not ended (it reports before it does), so
+        // its pid and group are still its own. The group goes, helper and hooks with it.
+        // SAFETY: signals this process's own child and the group it leads.
+        unsafe {
+            if libc::kill(-between, libc::SIGKILL) != 0 {
+                libc::kill(between, libc::SIGKILL);
+            }
+        }
     }
     reap(between);
     match report {
@@ -200,6 +208,16 @@ fn read_report(pipe: &OwnedFd, deadline: Duration) -> io::Result<Option<[i32; 2]
     }
 }
 
+/// `fd`, or a close-on-exec duplicate of it numbered 3 or above when it is one of 0-2.
+fn above_standard_error(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
 /// Waits for the process in between to end. It is this process's child; a caller that
 /// reaps children may have reaped it already (ECHILD), which is as good.
 fn reap(pid: libc::pid_t) {
@@ -229,14 +247,26 @@ impl Helper<'_> {
     /// # Safety
     /// Only in a child just forked: it makes async-signal-safe calls only and never returns.
     unsafe fn between(&self) -> ! {
-        // SAFETY: async-signal-safe calls in this single-threaded child: SIGCHLD at its
-        // default (an inherited handler or SIG_IGN would take the helper's status), a
-        // process group of its own, and the helper forked.
+        // SAFETY: async-signal-safe calls in this single-threaded child: every signal at
+        // its default, as libvirt's virFork leaves its children (an inherited SIGCHLD
+        // handler or SIG_IGN would take the helper's status; an ignored SIGPIPE or SIGHUP
+        // would stay ignored in the helper); none of the caller's descriptors but the
+        // report pipe kept (this process never execs, and would hold the caller's sockets
+        // open for as long as the helper runs); a process group of its own; and the helper
+        // forked with a bare clone(2), which runs none of the caller's pthread_atfork
+        // handlers in this child of a multi-threaded process.
         unsafe {
             let default: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGCHLD, &default, ptr::null_mut());
+            for signal in 1..=libc::SIGRTMAX() {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::sigaction(signal, &default, ptr::null_mut());
+                }
+            }
+            self.close_all_but_the_report();
             libc::setpgid(0, 0);
-            match libc::fork() {
+            match libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0)
+                as libc::pid_t
+            {
                 -1 => self.not_run(),
                 0 => self.exec(),
                 helper => {
@@ -253,8 +283,28 @@ impl Helper<'_> {
         }
     }
 
+    /// Closes every descriptor above standard error but the report pipe's (close_range,
+    /// Linux 5.9; one by one up to `open_max` where it is missing).
+    ///
+    /// # Safety
+    /// As `between`.
+    unsafe fn close_all_but_the_report(&self) {
+        // SAFETY: close(2) and close_range(2) on this child's own descriptor table.
+        unsafe {
+            let report = self.report as libc::c_uint;
+            let below = report == 3 || libc::syscall(libc::SYS_close_range, 3, report - 1, 0) == 0;
+            let above = libc::syscall(libc::SYS_close_range, report + 1, libc::c_uint::MAX, 0) == 0;
+            if !(below && above) {
+                for fd in (3..self.open_max).filter(|fd| *fd != self.report) {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+
     /// The helper: standard input, output and error on /dev/null, no other descriptor
-    /// inherited (a daemon's sockets must not leak into it), no signal blocked.
+    /// inherited (a daemon's sockets must not leak into it: the process in between kept
+    /// only the report pipe, which closes on exec), no signal blocked.
     ///
     /// # Safety
     /// As `between`.
@@ -276,17 +326,6 @@ impl Helper<'_> {
             }
             if null > 2 {
                 libc::close(null);
-            }
-            if libc::syscall(
-                libc::SYS_close_range,
-                3,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            ) != 0
-            {
-                for fd in 3..self.open_max {
-                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                }
             }
             libc::execv(self.path.as_ptr(), self.argv.as_ptr());
             self.not_run()
@@ -580,17 +619,26 @@ mod tests {
             )
         };
         assert!(fd >= 100);
-        let listing = root.path().join("fds");
+        let (listing, between) = (root.path().join("fds"), root.path().join("between"));
         let pm = helpers(
             &root,
             &[(
                 "pm-suspend",
-                &format!("ls /proc/self/fd > {}", listing.display()),
+                &format!(
+                    "ls /proc/self/fd > {}; ls /proc/$PPID/fd > {}",
+                    listing.display(),
+                    between.display()
+                ),
             )],
         );
         pm.suspend(Target::Mem, Duration::from_secs(30)).unwrap();
         // 0, 1, 2, and the descriptor ls opens to read the directory.
         let fds: Vec<String> = root.read("fds").lines().map(str::to_owned).collect();
+        assert_eq!(fds.len(), 4, "{fds:?}");
+        assert!(!fds.contains(&fd.to_string()), "{fds:?}");
+        // The process in between, which never execs, holds the caller's 0, 1, 2 and the
+        // report pipe, nothing else of the caller's for as long as the helper runs.
+        let fds: Vec<String> = root.read("between").lines().map(str::to_owned).collect();
         assert_eq!(fds.len(), 4, "{fds:?}");
         assert!(!fds.contains(&fd.to_string()), "{fds:?}");
         // SAFETY: closes the duplicate this test made.
