@@ -275,7 +275,9 @@ fn main() {
     env::set_var("TMPDIR", "/dev/shm");
     let scratch = FakeRoot::new();
 
-    println!("Preloaded and never called (LD_PRELOAD=LIBRARY):");
+    println!(
+        "Preloaded and never called (LD_PRELOAD=LIBRARY; issue 15's bounds: +100 us per process start, 16 kB private dirty, 1.5 ms cold logind query):"
+    );
     for library in &libraries {
         let (size, stripped) = sizes(library, scratch.path());
         let stripped = stripped.map_or("strip not found".into(), |s| format!("{s} stripped"));
