@@ -4,8 +4,9 @@ woken by the library's RTC alarm, checked on this machine's clock.
 
     suite.py --image DIR --workdir DIR --release bookworm|trixie [--flows FLOW,...]
 
-FLOW (in this order): caps, mem, daemon-vs-shell, sigkill, hybrid, stock, disk. bookworm's
-default: caps,mem,hybrid,stock,disk; trixie's: caps,mem,daemon-vs-shell,sigkill,hybrid,disk.
+FLOW: caps, mem, daemon-vs-shell, sigkill, sigkill-socket, hybrid, stock, disk (disk last:
+it boots the guest again). bookworm's default: caps,mem,hybrid,stock,disk; trixie's:
+caps,mem,daemon-vs-shell,sigkill,sigkill-socket,hybrid,disk.
 
 Witnesses: QEMU's QMP events (SUSPEND, WAKEUP, SUSPEND_DISK, SHUTDOWN: timed by QEMU on this
 machine's clock), the answers of commands run in the guest (timed when sent and when their
@@ -39,7 +40,7 @@ STOCK_WATCH_S = 90
 LOGIND_METHODS = {"mem": "CanSuspend", "disk": "CanHibernate", "hybrid": "CanHybridSleep"}
 DEFAULT_FLOWS = {
     "bookworm": ["caps", "mem", "hybrid", "stock", "disk"],
-    "trixie": ["caps", "mem", "daemon-vs-shell", "sigkill", "hybrid", "disk"],
+    "trixie": ["caps", "mem", "daemon-vs-shell", "sigkill", "sigkill-socket", "hybrid", "disk"],
 }
 DROPIN_MASK = "/etc/systemd/system/libvirtd.service.d/virnodesuspend.conf"
 # The journal lines the timeline shows: logind's, systemd-sleep's, the kernel's PM lines and
@@ -47,8 +48,13 @@ DROPIN_MASK = "/etc/systemd/system/libvirtd.service.d/virnodesuspend.conf"
 JOURNAL_LINE = re.compile(
     r"^(\d+\.\d+) \S+ (systemd-logind|systemd-sleep|kernel|libvirtd)(?:\[\d+\])?: (.*)$")
 JOURNAL_WORTH = re.compile(
-    r"The system will|sleep state|Suspending system|PM: (suspend|hibernation)|nodesuspend|"
-    r"[Ss]uspend|[Hh]ibernat|System returned")
+    r"The system will|sleep state|sleep operation|PM: (suspend|hibernation)|[Ss]uspend|"
+    r"[Hh]ibernat|System returned|Operation '")
+# systemd-sleep's words: systemd 252 "Entering sleep state 'suspend'..." and "System returned
+# from sleep state."; systemd 257 "Performing sleep operation 'suspend'..." and "System
+# returned from sleep operation 'suspend'."
+SLEEP_ENTERED = re.compile(r"systemd-sleep: (Entering sleep state|Performing sleep operation)")
+SLEEP_RETURNED = re.compile(r"systemd-sleep: System returned from sleep (state|operation)")
 
 
 class Suite:
@@ -84,8 +90,9 @@ class Suite:
         lines = []
         for line in result.output.splitlines():
             match = JOURNAL_LINE.match(line)
-            if match and JOURNAL_WORTH.search(match[3]):
-                at = float(match[1]) - offset
+            # --since takes whole seconds: what came before the call is left out here.
+            at = float(match[1]) - offset if match else 0
+            if match and JOURNAL_WORTH.search(match[3]) and at >= since_host - 0.5:
                 lines.append((at, match[2], match[3]))
         print(f"          journal of the guest since the call ({label}; guest clock "
               f"{offset:+.2f} s from this machine's, mapped back):")
@@ -196,8 +203,8 @@ class Suite:
         verb = {"mem": "suspend", "disk": "hibernate", "hybrid": "hybrid"}[target]
         self.check(any("systemd-logind: The system will" in l and verb in l for l in lines),
                    f"logind's journal: \"The system will {verb}... now!\"")
-        self.check(any("systemd-sleep: " in l and "Entering sleep state" in l for l in lines)
-                   and any("systemd-sleep: System returned from sleep state" in l for l in lines),
+        self.check(any(SLEEP_ENTERED.search(l) for l in lines)
+                   and any(SLEEP_RETURNED.search(l) for l in lines),
                    "systemd-sleep's journal: entering the sleep state, returned from it")
         after = self.sh(f"virsh nodesuspend mem {DURATION_S}")
         if self.check(after.status == 0, "a request after it is accepted"):
@@ -235,8 +242,17 @@ class Suite:
             print(f"          libvirtd: {line}")
         self.check(bool(said) and "abort" in said[0], "libvirtd's log says the request was aborted")
 
-    def sigkill(self):
-        print(f"\n{self.args.release}: libvirtd killed (SIGKILL) during the delay")
+    def sigkill(self, through_socket):
+        """libvirtd SIGKILLed during the delay; the next virsh call meets a new daemon. Debian's
+        unit restarts a killed libvirtd itself (Restart=on-failure); through_socket turns that
+        off for the flow (a runtime drop-in), so that the new daemon is the one libvirtd.socket
+        starts for the next virsh call."""
+        how = "started through its socket" if through_socket else "restarted by systemd"
+        print(f"\n{self.args.release}: libvirtd killed (SIGKILL) during the delay, {how}")
+        norestart = "/run/systemd/system/libvirtd.service.d/hosts-norestart.conf"
+        if through_socket:
+            self.sh(f"mkdir -p {os.path.dirname(norestart)} && "
+                    f"printf '[Service]\\nRestart=no\\n' >{norestart} && systemctl daemon-reload")
         call = self.sh(f"virsh nodesuspend mem {DURATION_S}")
         if not self.check(call.status == 0, "virsh nodesuspend mem 60 returns 0"):
             return
@@ -245,22 +261,32 @@ class Suite:
         self.sh(f"kill -KILL {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.1; done")
         left = self.alarm()
         self.check(left == alarm, "the killed daemon's alarm is still armed")
+        if through_socket:
+            state = self.sh("systemctl is-active libvirtd; systemctl is-active libvirtd.socket")
+            self.check(state.output.split()[:1] != ["active"] and
+                       state.output.split()[1:2] == ["active"],
+                       "no libvirtd runs, its socket listens")
         nxt = self.sh("virsh version")
         new_pid = self.daemon_pid()
         self.check(nxt.status == 0 and new_pid not in (0, pid),
                    f"the next virsh call reaches a new libvirtd (pid {new_pid})")
-        how = self.sh(f"journalctl -b -u libvirtd --no-pager -o cat --since=@"
+        log = self.sh(f"journalctl -b -u libvirtd --no-pager -o cat --since=@"
                       f"{int(call.sent + self.guest.clock_offset()) - 2}", show=False)
-        for line in how.output.splitlines():
-            if re.search(r"Scheduled restart|Started|abandon|Main process exited", line):
+        for line in log.output.splitlines():
+            if re.search(r"Scheduled restart|Started|abandon|Main process exited|Failed with", line):
                 print(f"          journal: {line}")
+        if through_socket:
+            self.check("Scheduled restart" not in log.output, "systemd did not restart it itself")
         self.check(self.alarm() == "", "no alarm left once the new daemon has started")
         status = self.status()
         last = status.get("last") or {}
         self.check(status["state"] == "idle" and last.get("outcome") == "abandoned",
                    f"the request is recorded abandoned ({last.get('error')})")
         slept = self.guest.wait_event({"SUSPEND", "SUSPEND_DISK"}, call.sent, DELAY_S + 5)
-        self.check(slept is None, "the guest did not sleep")
+        self.check(slept is None, f"the guest did not sleep ({DELAY_S + 5} s after the call)")
+        if through_socket:
+            self.sh(f"rm -f {norestart} && systemctl daemon-reload && "
+                    "systemctl reset-failed libvirtd.service")
 
     def stock(self):
         print(f"\n{self.args.release}: the stock daemon (drop-in masked), side by side")
@@ -290,10 +316,18 @@ class Suite:
         self.check(maps.output.strip() not in ("", "0"), "drop-in back: libvirtd maps the library")
 
     def modular(self):
-        found = self.sh("dpkg -S virtqemud virtlxcd 2>/dev/null; ls /usr/sbin/virtqemud "
-                        "/usr/lib/systemd/system/virtqemud.service 2>&1 | head -3", show=False)
-        print(f"          modular daemons in {self.args.release}'s packages: "
-              f"{found.output.strip() or 'none'}")
+        """Does the release's libvirt ship the modular daemons (virtqemud, virtlxcd)? Asked of
+        every installed libvirt package but this project's (whose drop-ins name them)."""
+        found = self.sh("dpkg -L $(dpkg-query -W -f '${Package}\\n' 'libvirt*' | "
+                        "grep -v nodesuspend) | grep -E '/virt(qemu|lxc)d([.@]|$)'; "
+                        "dpkg-query -W -f '${Package} ' 'libvirt*'", show=False)
+        lines = found.output.strip().splitlines()
+        units = [l for l in lines[:-1] if "/virt" in l]
+        print(f"          installed: {lines[-1] if lines else ''}")
+        print(f"          modular daemons (virtqemud, virtlxcd) in them: "
+              f"{' '.join(units) if units else 'none'}")
+        self.summary.append({"release": self.args.release, "target": "modular daemons",
+                             "files": units})
 
     def run(self, flows):
         start = time.time()
@@ -305,14 +339,17 @@ class Suite:
                 {"caps": self.caps, "mem": lambda: self.sleep("mem"),
                  "hybrid": lambda: self.sleep("hybrid"), "disk": lambda: self.sleep("disk"),
                  "stock": self.stock, "daemon-vs-shell": self.daemon_vs_shell,
-                 "sigkill": self.sigkill}[flow]()
+                 "sigkill": lambda: self.sigkill(False),
+                 "sigkill-socket": lambda: self.sigkill(True)}[flow]()
         except (TimeoutError, RuntimeError, ValueError, KeyError) as failure:
             self.check(False, f"the flows ran to their end ({type(failure).__name__}: {failure})")
         finally:
             self.guest.stop()
         print(f"\n{self.args.release}: summary")
         for row in self.summary:
-            if "entry" in row:
+            if "files" in row:
+                print(f"  {row['target']}: {' '.join(row['files']) or 'not shipped'}")
+            elif "entry" in row:
                 rest = (f"wake error {row['error']:+.3f} s" if "error" in row
                         else f"powered off to running again {row.get('down') or 0:.1f} s")
                 print(f"  {row['target']:<7} entry {row['entry']:.3f} s after the call, {rest}")
