@@ -4,9 +4,12 @@ woken by the library's RTC alarm, checked on this machine's clock.
 
     suite.py --image DIR --workdir DIR --release bookworm|trixie [--flows FLOW,...]
 
-FLOW: caps, mem, daemon-vs-shell, sigkill, sigkill-socket, hybrid, stock, disk (disk last:
-it boots the guest again). bookworm's default: caps,mem,hybrid,stock,disk; trixie's:
-caps,mem,daemon-vs-shell,sigkill,sigkill-socket,hybrid,disk.
+FLOW: caps, mem, hybrid, disk, stock, daemon-vs-shell, sigkill, sigkill-socket,
+remote-errors, remote-TARGET-DURATION (remote-mem-60, remote-hybrid-120, ...; the guest then
+has QEMU's user networking with libvirtd's TCP port forwarded), kernel-vs-logind (boots the
+image three more times). disk ends the first boot (the guest is booted again), so it comes
+after the other sleeps. Defaults: bookworm caps,mem,hybrid,stock,remote-errors,remote-mem-60,disk; trixie caps,mem,daemon-vs-shell,sigkill,sigkill-socket,hybrid,disk,
+kernel-vs-logind.
 
 Witnesses: QEMU's QMP events (SUSPEND, WAKEUP, SUSPEND_DISK, SHUTDOWN: timed by QEMU on this
 machine's clock), the answers of commands run in the guest (timed when sent and when their
@@ -18,15 +21,20 @@ out. Exit status 0 when every check passed.
 """
 
 import argparse
+import json
 import os
 import re
+import socket
+import struct
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu"))
 from runner import NAMES, Checks  # noqa: E402  (scripts/qemu/runner.py: one check printer)
 
-from guest import Guest, Timeline  # noqa: E402
+from guest import KERNEL_ARGS, Guest, Timeline  # noqa: E402
 
 DURATION_S = 60
 DELAY_S = 10  # the library's default delay, which the drop-in leaves as it is
@@ -39,8 +47,9 @@ BOOT_BUDGET_S = 240
 STOCK_WATCH_S = 90
 LOGIND_METHODS = {"mem": "CanSuspend", "disk": "CanHibernate", "hybrid": "CanHybridSleep"}
 DEFAULT_FLOWS = {
-    "bookworm": ["caps", "mem", "hybrid", "stock", "disk"],
-    "trixie": ["caps", "mem", "daemon-vs-shell", "sigkill", "sigkill-socket", "hybrid", "disk"],
+    "bookworm": ["caps", "mem", "hybrid", "stock", "remote-errors", "remote-mem-60", "disk"],
+    "trixie": ["caps", "mem", "daemon-vs-shell", "sigkill", "sigkill-socket", "hybrid", "disk",
+               "kernel-vs-logind"],
 }
 DROPIN_MASK = "/etc/systemd/system/libvirtd.service.d/virnodesuspend.conf"
 # The journal lines the timeline shows: logind's, systemd-sleep's, the kernel's PM lines and
@@ -57,12 +66,76 @@ SLEEP_ENTERED = re.compile(r"systemd-sleep: (Entering sleep state|Performing sle
 SLEEP_RETURNED = re.compile(r"systemd-sleep: System returned from sleep (state|operation)")
 
 
+class Probe(threading.Thread):
+    """A reachability probe of the guest's libvirtd from this machine: every 0.5 s a new TCP
+    connection to the forwarded port and one libvirt RPC call (REMOTE_PROC_AUTH_LIST, which
+    needs no open connection); reachable when the reply comes within 1 s. QEMU's user
+    networking accepts the connection itself, so the reply, not the connect, is the proof."""
+
+    PROGRAM, VERSION, AUTH_LIST = 0x20008086, 1, 66
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.samples = []  # (time, reachable)
+        self.stopping = threading.Event()
+
+    def once(self, serial):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.settimeout(1)
+                header = struct.pack(">IIiiIi", self.PROGRAM, self.VERSION, self.AUTH_LIST, 0,
+                                     serial, 0)
+                sock.sendall(struct.pack(">I", 4 + len(header)) + header)
+                reply = sock.recv(28)
+                return len(reply) >= 28 and struct.unpack(">I", reply[4:8])[0] == self.PROGRAM
+        except OSError:
+            return False
+
+    def run(self):
+        serial = 0
+        while not self.stopping.is_set():
+            serial += 1
+            started = time.time()
+            ok = self.once(serial)
+            self.samples.append((started, ok))
+            self.stopping.wait(max(0, 0.5 - (time.time() - started)))
+
+    def first_down(self, after):
+        return next((at for at, ok in list(self.samples) if at >= after and not ok), None)
+
+    def wait_back(self, after, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            down = self.first_down(after)
+            if down is not None:
+                back = next((at for at, ok in list(self.samples) if at > down and ok), None)
+                if back is not None:
+                    return back
+            time.sleep(0.5)
+        return None
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=5)
+
+
 class Suite:
-    def __init__(self, args):
+    def __init__(self, args, flows):
         self.args = args
         self.checks = Checks()
         self.timeline = Timeline(time.time())
-        self.guest = Guest(args.release, args.image, args.workdir, self.timeline)
+        nic = None
+        if any(flow.startswith("remote") for flow in flows):
+            # QEMU's user networking, restricted (the guest reaches nothing), with the guest's
+            # libvirtd TCP port forwarded from a free port of this machine's loopback.
+            with socket.socket() as free:
+                free.bind(("127.0.0.1", 0))
+                port = free.getsockname()[1]
+            nic = (f"user,model=virtio-net-pci,restrict=on,"
+                   f"hostfwd=tcp:127.0.0.1:{port}-10.0.2.15:16509")
+        self.guest = Guest(args.release, args.image, args.workdir, self.timeline, nic=nic)
+        self.guest.forward_port = port if nic else None
         self.summary = []
 
     # Small helpers around the guest.
@@ -329,6 +402,145 @@ class Suite:
         self.summary.append({"release": self.args.release, "target": "modular daemons",
                              "files": units})
 
+    # Remote: virsh on this machine, through QEMU's user networking, to the guest's libvirtd.
+    def remote_setup(self):
+        """The guest's network (QEMU's user networking, restrict=on: nothing but the forwarded
+        port) and libvirtd listening on TCP through libvirtd-tcp.socket (auth_tcp none, as the
+        image's libvirtd.conf has it)."""
+        if getattr(self, "uri", None):
+            return True
+        up = self.sh("dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1) && "
+                     "ip link set \"$dev\" up && ip addr add 10.0.2.15/24 dev \"$dev\" && "
+                     "systemctl stop libvirtd.service && systemctl start libvirtd-tcp.socket && "
+                     "systemctl start libvirtd.service")
+        self.uri = f"qemu+tcp://127.0.0.1:{self.guest.forward_port}/system"
+        version = self.host_virsh("hostname", timeout=60)
+        return self.check(up.status == 0 and version.returncode == 0,
+                          f"virsh -c {self.uri} reaches the guest's libvirtd")
+
+    def host_virsh(self, command, timeout=60):
+        started = time.time()
+        done = subprocess.run(["virsh", "-c", self.uri] + command.split(), capture_output=True,
+                              text=True, timeout=timeout)
+        done.sent, done.received = started, time.time()
+        out = (done.stdout + done.stderr).strip().splitlines()
+        self.timeline.add(done.received, "host", f"$ virsh -c {self.uri} {command} -> "
+                          f"{done.returncode}{': ' + out[-1] if out else ''}")
+        return done
+
+    def remote_errors(self):
+        print(f"\n{self.args.release}: remote, tp-libvirt's failing cases")
+        if not self.remote_setup():
+            return
+        for args in ("invalid 60", "mem 0", "mem 59", "mem -1", "mem 10000000000"):
+            done = self.host_virsh(f"nodesuspend {args}")
+            self.check(done.returncode != 0, f"virsh nodesuspend {args} fails")
+
+    def remote(self, target, duration):
+        print(f"\n{self.args.release}: remote {target} {duration} s (virsh -c qemu+tcp from this "
+              f"machine), probed through the forwarded port")
+        if not self.remote_setup():
+            return
+        probe = Probe(self.guest.forward_port)
+        probe.start()
+        try:
+            time.sleep(2)
+            call = self.host_virsh(f"nodesuspend {target} {duration}")
+            if not self.check(call.returncode == 0, f"virsh nodesuspend {target} {duration} "
+                              "returns 0"):
+                return
+            event = "SUSPEND_DISK" if target == "disk" else "SUSPEND"
+            entered = self.guest.wait_event({event}, call.sent, DELAY_S + 90)
+            self.check(entered is not None, f"QEMU saw the guest sleep ({event})")
+            if target == "disk":
+                self.guest.wait_exit(90)
+                self.guest.start()
+                self.guest.sh("true", timeout=BOOT_BUDGET_S)
+            else:
+                self.guest.wait_event({"WAKEUP"}, call.sent, duration + 60)
+            back = probe.wait_back(after=entered.at if entered else call.received,
+                                   timeout=duration + 120)
+            down = probe.first_down(after=call.received)
+            if not self.check(down is not None and back is not None,
+                              "the probe saw the daemon unreachable, then back"):
+                return
+            gone, returned = down - call.received, back - call.received
+            print(f"          unreachable {gone:.1f} s after the call returned, back "
+                  f"{returned:.1f} s after it (tp-libvirt: back within ({duration}, "
+                  f"{duration + 8}) s)")
+            if target != "disk":
+                self.check(duration < returned < duration + 8,
+                           f"back within ({duration}, {duration + 8}) s of the call's return")
+            else:
+                print("          (disk: the guest is booted again by this suite, not by the "
+                      "alarm; no tolerance applies)")
+            self.summary.append({"release": self.args.release,
+                                 "target": f"remote {target} {duration}", "gone": gone,
+                                 "back": returned})
+            waited = self.sh("virnodesuspend wait", timeout=120)
+            self.check(waited.status == 0, "the request ended with the host back")
+        finally:
+            probe.stop()
+
+    # The kernel backend against the real logind: the same guest in three configurations.
+    KERNEL_CASES = [
+        ("enough swap (1 GiB), resume=/dev/vdb", 1024, KERNEL_ARGS),
+        ("too little swap (32 MiB), resume=/dev/vdb", 32, KERNEL_ARGS),
+        ("no resume device (no resume=, noresume)", 1024,
+         KERNEL_ARGS.replace("resume=/dev/vdb", "noresume")),
+    ]
+
+    def kernel_vs_logind(self):
+        """Boots the image in each configuration; logind's answers against the library's kernel
+        backend (logind stopped, so the kernel backend answers)."""
+        print(f"\n{self.args.release}: the kernel backend against the real logind")
+        self.guest.stop()
+        table = []
+        for n, (label, swap_mib, append) in enumerate(self.KERNEL_CASES, 1):
+            workdir = os.path.join(self.args.workdir, f"kernel-{n}")
+            os.makedirs(workdir, exist_ok=True)
+            guest = Guest(f"{self.args.release} ({label})", self.args.image, workdir,
+                          self.timeline, append=append)
+            guest.prepare(swap_mib=swap_mib)
+            try:
+                guest.start()
+                guest.wait_ready(BOOT_BUDGET_S)
+                logind = {}
+                for target, method in LOGIND_METHODS.items():
+                    answer = guest.sh("busctl call org.freedesktop.login1 /org/freedesktop/login1 "
+                                      f"org.freedesktop.login1.Manager {method}")
+                    logind[target] = answer.output.strip().removeprefix("s ").strip('"')
+                expected = {t for t, a in logind.items() if a in ("yes", "challenge")}
+                kernel = guest.sh("systemctl stop systemd-logind && virnodesuspend caps --json; "
+                                  "systemctl start systemd-logind")
+                answer = json.loads(kernel.output.splitlines()[0])
+                why = guest.sh("cat /sys/power/resume; swapon --show=NAME,SIZE --noheadings; "
+                               "grep Active.anon /proc/meminfo")
+                print(f"          {label}: logind {logind}; kernel backend "
+                      f"{answer['targets']} ({answer['backend']}); "
+                      f"{' | '.join(why.output.split(chr(10)))}")
+                self.check(answer["backend"] == "kernel", f"{label}: the kernel backend answers")
+                self.check(set(answer["targets"]) == expected,
+                           f"{label}: the kernel backend's mask equals logind's "
+                           f"({' '.join(sorted(expected)) or 'nothing'})")
+                table.append((label, logind, answer["targets"]))
+            except (TimeoutError, RuntimeError, ValueError, KeyError, IndexError) as failure:
+                self.check(False, f"{label}: ran ({type(failure).__name__}: {failure})")
+            finally:
+                guest.stop()
+                for path in (guest.disk, guest.swap):
+                    if os.path.exists(path):
+                        os.unlink(path)
+        self.summary.append({"release": self.args.release, "target": "kernel-vs-logind",
+                             "table": table})
+
+    def remote_flow(self, flow):
+        """remote-TARGET-DURATION, e.g. remote-mem-60."""
+        match = re.fullmatch(r"remote-(mem|disk|hybrid)-(\d+)", flow)
+        if not match:
+            raise ValueError(f"unknown flow {flow}")
+        return lambda: self.remote(match[1], int(match[2]))
+
     def run(self, flows):
         start = time.time()
         try:
@@ -336,19 +548,30 @@ class Suite:
             if self.args.release == "trixie":
                 self.modular()
             for flow in flows:
-                {"caps": self.caps, "mem": lambda: self.sleep("mem"),
+                ({"caps": self.caps, "mem": lambda: self.sleep("mem"),
                  "hybrid": lambda: self.sleep("hybrid"), "disk": lambda: self.sleep("disk"),
                  "stock": self.stock, "daemon-vs-shell": self.daemon_vs_shell,
                  "sigkill": lambda: self.sigkill(False),
-                 "sigkill-socket": lambda: self.sigkill(True)}[flow]()
+                 "sigkill-socket": lambda: self.sigkill(True),
+                 "kernel-vs-logind": self.kernel_vs_logind,
+                 "remote-errors": self.remote_errors}.get(flow) or self.remote_flow(flow))()
         except (TimeoutError, RuntimeError, ValueError, KeyError) as failure:
             self.check(False, f"the flows ran to their end ({type(failure).__name__}: {failure})")
         finally:
             self.guest.stop()
         print(f"\n{self.args.release}: summary")
         for row in self.summary:
-            if "files" in row:
+            if "table" in row:
+                print(f"  {row['target']}: (logind CanSuspend/CanHibernate/CanHybridSleep; "
+                      f"kernel backend's targets)")
+                for label, logind, targets in row["table"]:
+                    print(f"    {label}: logind {'/'.join(logind.values())}; "
+                          f"kernel {' '.join(targets) or 'nothing'}")
+            elif "files" in row:
                 print(f"  {row['target']}: {' '.join(row['files']) or 'not shipped'}")
+            elif "gone" in row:
+                print(f"  {row['target']}: unreachable {row['gone']:.1f} s after the call "
+                      f"returned, back after {row['back']:.1f} s")
             elif "entry" in row:
                 rest = (f"wake error {row['error']:+.3f} s" if "error" in row
                         else f"powered off to running again {row.get('down') or 0:.1f} s")
@@ -370,7 +593,7 @@ def main():
     parser.add_argument("--flows")
     args = parser.parse_args()
     flows = args.flows.split(",") if args.flows else DEFAULT_FLOWS[args.release]
-    return Suite(args).run(flows)
+    return Suite(args, flows).run(flows)
 
 
 if __name__ == "__main__":
