@@ -56,37 +56,57 @@ pub struct Owner {
 
 impl Owner {
     /// This process.
-    pub fn this_process() -> Owner {
-        Owner {
+    /// This process, or the error that kept its start time or pid namespace from being
+    /// read (no descriptor free, say): a request recorded without them would be judged
+    /// gone by every other process.
+    pub fn this_process() -> Result<Owner> {
+        let unreadable = |e: io::Error, path: &str| {
+            Error::system(FUNCTION, &e, format!("Unable to read '{path}'"))
+        };
+        Ok(Owner {
             pid: getpid().as_raw(),
             // /proc/self: /proc/PID may show another process where /proc belongs to
             // another pid namespace.
-            start_time: start_time("self").unwrap_or(0),
-            pid_namespace: pid_namespace().unwrap_or(0),
-        }
+            start_time: start_time("self").map_err(|e| unreadable(e, "/proc/self/stat"))?,
+            pid_namespace: pid_namespace().map_err(|e| unreadable(e, "/proc/self/ns/pid"))?,
+        })
     }
 
     /// Whether the process may still run. One of another pid namespace may: its pid says
-    /// nothing here.
+    /// nothing here. What cannot be read (no descriptor free, say) does not tell it gone.
     pub fn may_be_alive(&self) -> bool {
-        pid_namespace() != Some(self.pid_namespace)
-            || start_time(&self.pid.to_string()) == Some(self.start_time)
+        match pid_namespace() {
+            Ok(namespace) if namespace == self.pid_namespace => {}
+            _ => return true,
+        }
+        match start_time(&self.pid.to_string()) {
+            Ok(start_time) => start_time == self.start_time,
+            Err(e) => !gone(&e),
+        }
     }
+}
+
+/// Whether reading a process's /proc entry failed because the process is gone.
+fn gone(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound || error.raw_os_error() == Some(libc::ESRCH)
 }
 
 /// A process's start time, from proc(5)'s `/proc/PROCESS/stat` (the real one: the owner is
 /// a process of this machine, whatever the root).
-fn start_time(process: &str) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
+fn start_time(process: &str) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{process}/stat"))?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let field = stat
+        .rfind(')')
+        .and_then(|name_end| stat[name_end + 1..].split_whitespace().nth(19))
+        .and_then(|field| field.parse().ok());
+    field.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
 }
 
 /// This process's pid namespace: the inode of `/proc/self/ns/pid` (namespaces(7)).
-fn pid_namespace() -> Option<u64> {
+fn pid_namespace() -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    fs::metadata("/proc/self/ns/pid").map(|m| m.ino())
 }
 
 /// An accepted request, as the record tells it.
@@ -760,7 +780,7 @@ mod tests {
     /// The record of a request of this process, with its lock taken.
     fn owned(host: &HostRequest) -> (HostLock, Record) {
         let guard = host.guard().unwrap();
-        let owner = Owner::this_process();
+        let owner = Owner::this_process().unwrap();
         let (lock, name) = guard.new_lock(&owner).unwrap();
         let record = Record {
             phase: Phase::Pending(Accepted {
@@ -839,8 +859,25 @@ mod tests {
 
     #[test]
     fn this_process_has_a_start_time() {
-        let owner = Owner::this_process();
+        let owner = Owner::this_process().unwrap();
         assert_eq!(owner.pid, std::process::id() as i32);
         assert!(owner.start_time > 0);
+        assert!(owner.may_be_alive());
+    }
+
+    #[test]
+    fn a_process_that_is_gone_or_started_later_is_not_alive() {
+        let owner = Owner::this_process().unwrap();
+        let restarted = Owner {
+            start_time: owner.start_time + 1,
+            ..owner
+        };
+        assert!(!restarted.may_be_alive());
+        // Beyond the largest pid the kernel hands out (4194304): never a process.
+        let gone = Owner {
+            pid: 1 << 23,
+            ..owner
+        };
+        assert!(!gone.may_be_alive());
     }
 }

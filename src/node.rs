@@ -238,9 +238,12 @@ struct Requests {
     /// not for one accepted after it.
     requests_over: u64,
     worker: Worker,
-    /// The process this state belongs to (read once: its start time is in /proc); a child
-    /// forked from it finds another pid here.
-    process: Owner,
+    /// The pid of the process this state belongs to: a child forked from it finds another
+    /// pid here.
+    pid: libc::pid_t,
+    /// That process as requests record their owner, read once (its start time is in
+    /// /proc) by its first request that could read it.
+    owner: OnceCell<Owner>,
 }
 
 impl Requests {
@@ -259,7 +262,8 @@ impl Requests {
         // The parent's request and outcome are the parent's.
         self.phase = Phase::Idle { last: None };
         self.worker = Worker::Absent;
-        self.process = Owner::this_process();
+        self.pid = getpid().as_raw();
+        self.owner = OnceCell::new();
     }
 }
 
@@ -284,7 +288,7 @@ impl Inner {
         // Every update of the request state is a single assignment, so the state is
         // consistent even if a holder panicked.
         let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        if requests.process.pid != getpid().as_raw() {
+        if requests.pid != getpid().as_raw() {
             requests.forked();
         }
         requests
@@ -350,7 +354,8 @@ impl NodeSuspend {
                 phase: Phase::Idle { last: None },
                 requests_over: 0,
                 worker: Worker::Absent,
-                process: Owner::this_process(),
+                pid: getpid().as_raw(),
+                owner: OnceCell::new(),
             }),
             changed: Condvar::new(),
         });
@@ -598,10 +603,11 @@ impl NodeSuspend {
             .clone();
         let wake_at = rtc.wake_time(duration)?;
 
-        let (lock, lock_name) = guard.new_lock(&requests.process)?;
+        let owner = *requests.owner.get_or_try_init(Owner::this_process)?;
+        let (lock, lock_name) = guard.new_lock(&owner)?;
         let mut job = Job {
             accepted: Accepted {
-                owner: requests.process,
+                owner,
                 target,
                 backend: self.inner.backends[backend].kind(),
                 wakealarm: rtc.wakealarm_name(),
@@ -1418,7 +1424,7 @@ mod tests {
         let host::Phase::Pending(accepted) = record(&root).phase else {
             panic!("not pending: {:?}", record(&root))
         };
-        assert_eq!(accepted.owner, Owner::this_process());
+        assert_eq!(accepted.owner, Owner::this_process().unwrap());
         assert_eq!(
             (accepted.target, accepted.backend),
             (Target::Hybrid, BackendKind::Kernel)
@@ -1478,7 +1484,7 @@ mod tests {
             owner: Owner {
                 pid: 4_000_000,
                 start_time: 1,
-                ..Owner::this_process()
+                ..Owner::this_process().unwrap()
             },
             target: Target::Mem,
             backend: BackendKind::Kernel,

@@ -299,17 +299,20 @@ static bool ends_with(const char *text, const char *end)
 
 /* With few or no descriptors free, every call either works or fails with the error the
  * system gave (EMFILE): never as a host without an RTC or a request in progress, wherever
- * in the request the descriptors run out. */
+ * in the request the descriptors run out; and the first request that gets through is
+ * carried out, not taken for one whose process is gone (the process's identity could not
+ * be read at the first calls). The delay keeps it pending while GetInfo looks, which
+ * settles a request whose process seems gone. */
 static void running_out_of_descriptors_is_named_as_such(void)
 {
     root_host("freeze mem", "[platform] shutdown reboot", false);
-    use_fake_root("0");
+    use_fake_root("2");
     struct rlimit limit;
     CHECK(getrlimit(RLIMIT_NOFILE, &limit) == 0);
     limit.rlim_cur = 64;
     CHECK(setrlimit(RLIMIT_NOFILE, &limit) == 0);
     bool accepted = false;
-    for (int free_count = 0; free_count < 12; free_count++) {
+    for (int free_count = 0; free_count < 12 && !accepted; free_count++) {
         int fds[64], count = 0;
         while (count < 64 && (fds[count] = dup(2)) >= 0)
             count++;
@@ -319,7 +322,12 @@ static void running_out_of_descriptors_is_named_as_such(void)
         int result = virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0);
         if (result == 0) {
             accepted = true;
+            virNodeSuspendInfo info;
+            CHECK(virNodeSuspendGetInfo(&info, 0) == 0);
+            CHECK(info.state == VIR_NODE_SUSPEND_STATE_PENDING && info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_NONE);
             result = virNodeSuspendWait();
+            CHECK(result == 0);
+            CHECK_STR(root_read("sys/power/state"), "mem");
         }
         if (result < 0) {
             const char *message = virNodeSuspendGetLastErrorMessage();
