@@ -12,6 +12,7 @@ sockets. One thread reads both sockets; callers wait on what it has seen.
 import base64
 import json
 import os
+import selectors
 import socket
 import subprocess
 import threading
@@ -151,7 +152,6 @@ class Guest:
         raise RuntimeError(f"QEMU's socket {path} never answered")
 
     def _read(self, qmp, agent, boot):
-        import selectors
         selector = selectors.DefaultSelector()
         selector.register(qmp, selectors.EVENT_READ, "qmp")
         selector.register(agent, selectors.EVENT_READ, "agent")
@@ -198,7 +198,8 @@ class Guest:
             if words[0] == "READY":
                 self.ready = received
             elif words[0] == "RESULT" and len(words) >= 3:
-                output = base64.b64decode(words[3]).decode(errors="replace") if len(words) > 3 else ""
+                output = (base64.b64decode(words[3]).decode(errors="replace")
+                          if len(words) > 3 else "")
                 self.results[words[1]] = (int(words[2]), output, received)
             self.condition.notify_all()
 

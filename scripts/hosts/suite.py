@@ -8,7 +8,8 @@ FLOW: caps, mem, hybrid, disk, stock, daemon-vs-shell, sigkill, sigkill-socket,
 remote-errors, remote-TARGET-DURATION (remote-mem-60, remote-hybrid-120, ...; the guest then
 has QEMU's user networking with libvirtd's TCP port forwarded), kernel-vs-logind (boots the
 image three more times). disk ends the first boot (the guest is booted again), so it comes
-after the other sleeps. Defaults: bookworm caps,mem,hybrid,stock,remote-errors,remote-mem-60,disk; trixie caps,mem,daemon-vs-shell,sigkill,sigkill-socket,hybrid,disk,
+after the other sleeps. Defaults: bookworm caps,mem,hybrid,stock,remote-errors,
+remote-mem-60,disk; trixie caps,mem,daemon-vs-shell,sigkill,sigkill-socket,hybrid,disk,
 kernel-vs-logind.
 
 Witnesses: QEMU's QMP events (SUSPEND, WAKEUP, SUSPEND_DISK, SHUTDOWN: timed by QEMU on this
@@ -196,7 +197,8 @@ class Suite:
                              f"org.freedesktop.login1.Manager {method}", show=False)
             logind[target] = answer.output.strip().removeprefix("s ").strip('"')
         expected = {t for t, a in logind.items() if a in ("yes", "challenge")}
-        print(f"          logind: {', '.join(f'{LOGIND_METHODS[t]} {a}' for t, a in logind.items())}")
+        answers = ", ".join(f"{LOGIND_METHODS[t]} {a}" for t, a in logind.items())
+        print(f"          logind: {answers}")
         self.check(caps.status == 0 and virsh == expected,
                    f"virsh capabilities shows logind's mask ({' '.join(sorted(expected))})")
         maps = self.sh("grep -c libvirnodesuspend /proc/$(systemctl show -p MainPID --value "
@@ -346,7 +348,8 @@ class Suite:
         log = self.sh(f"journalctl -b -u libvirtd --no-pager -o cat --since=@"
                       f"{int(call.sent + self.guest.clock_offset()) - 2}", show=False)
         for line in log.output.splitlines():
-            if re.search(r"Scheduled restart|Started|abandon|Main process exited|Failed with", line):
+            if re.search(r"Scheduled restart|Started|abandon|Main process exited|Failed with",
+                         line):
                 print(f"          journal: {line}")
         if through_socket:
             self.check("Scheduled restart" not in log.output, "systemd did not restart it itself")
@@ -485,7 +488,7 @@ class Suite:
     # The kernel backend against the real logind: the same guest in three configurations.
     KERNEL_CASES = [
         ("enough swap (1 GiB), resume=/dev/vdb", 1024, KERNEL_ARGS),
-        ("too little swap (32 MiB), resume=/dev/vdb", 32, KERNEL_ARGS),
+        ("too little swap (4 MiB), resume=/dev/vdb", 4, KERNEL_ARGS),
         ("no resume device (no resume=, noresume)", 1024,
          KERNEL_ARGS.replace("resume=/dev/vdb", "noresume")),
     ]
@@ -581,7 +584,8 @@ class Suite:
                       f"within {STOCK_WATCH_S} s")
         print(f"  consoles: {' '.join(self.guest.consoles)}")
         print(f"{self.args.release}: {time.time() - start:.0f} s")
-        print(f"hosts-{self.args.release}: {self.checks.passed} passed, {self.checks.failed} failed")
+        print(f"hosts-{self.args.release}: {self.checks.passed} passed, "
+              f"{self.checks.failed} failed")
         return 0 if self.checks.failed == 0 else 1
 
 
