@@ -99,7 +99,7 @@ class Guest:
         return [
             "qemu-system-x86_64",
             "-accel", "tcg",  # no /dev/kvm on these machines
-            "-m", self.memory, "-smp", "2",
+            "-m", self.memory, "-smp", os.environ.get("HOSTS_SMP", "2"),
             "-nodefaults", "-display", "none", "-no-reboot",
             "-serial", f"file:{console}",
             "-kernel", os.path.join(self.image, "vmlinuz"),
