@@ -19,6 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[allow(dead_code)]
 #[path = "../src/testing.rs"]
 mod testing;
@@ -263,13 +265,7 @@ fn main() {
         .map(|a| fs::canonicalize(a).unwrap_or_else(|e| panic!("{a}: {e}")))
         .collect();
     if libraries.is_empty() {
-        let profile = env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_owned();
+        let profile = common::profile_dir();
         libraries.push(profile.join("libvirnodesuspend.so"));
     }
     env::set_var("TMPDIR", "/dev/shm");

@@ -23,6 +23,8 @@ struct Api {
 }
 
 // The unit tests' fake roots and private bus.
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[allow(dead_code)]
 #[path = "../src/testing.rs"]
 mod testing;
@@ -182,13 +184,7 @@ fn main() {
         return;
     }
 
-    let profile = env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned();
+    let profile = common::profile_dir();
     // The kernel's files live in memory: a tmpfs fake root times like them (an ext4 one
     // adds the journal's cost of every O_TRUNC). The fake roots are made in TMPDIR.
     env::set_var("TMPDIR", "/dev/shm");
