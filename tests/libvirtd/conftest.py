@@ -28,13 +28,26 @@ def pytest_configure(config):
     end_session_on_sigterm()
 
 
-@pytest.fixture(scope="session")
-def library():
-    path = os.environ.get("VIRNODESUSPEND_LIBRARY")
-    assert path, "VIRNODESUSPEND_LIBRARY must name the library to preload (scripts/test-libvirtd sets it)"
+def built(variable, what):
+    path = os.environ.get(variable)
+    assert path, f"{variable} must name {what} (scripts/test-libvirtd sets it)"
     path = pathlib.Path(path).resolve()
     assert path.is_file(), f"{path} is not built"
     return path
+
+
+@pytest.fixture(scope="session")
+def library():
+    """The library. The shim finds it by its SONAME in its directory (LD_LIBRARY_PATH)."""
+    path = built("VIRNODESUSPEND_LIBRARY", "the library")
+    assert (path.parent / "libvirnodesuspend.so.0").resolve() == path, f"no SONAME link to {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def preload():
+    """The preload shim: what the drop-in preloads."""
+    return built("VIRNODESUSPEND_PRELOAD", "the preload shim")
 
 
 @pytest.fixture(scope="session")
@@ -65,17 +78,18 @@ def private_bus(tmp_path):
 
 
 @pytest.fixture
-def libvirtd(tmp_path, qemu, fake_bin):
+def libvirtd(tmp_path, qemu, fake_bin, preload):
     """Starts a daemon: libvirtd(bus_address) is the stock one, libvirtd(bus_address,
-    library, VIRNODESUSPEND_...=...) has the library preloaded. Every daemon started is
-    stopped by its PID when the test ends, passed or not."""
+    library, VIRNODESUSPEND_...=...) has the shim preloaded, which loads the library.
+    Every daemon started is stopped by its PID when the test ends, passed or not."""
     daemons = []
 
     def start(bus_address, library=None, **knobs):
         directory = tmp_path / f"libvirtd-{len(daemons)}"
         directory.mkdir()
         path = f"{fake_bin}:{qemu / 'bin'}"
-        daemon = Libvirtd(directory, qemu / "cache", path, bus_address, library, knobs)
+        daemon = Libvirtd(directory, qemu / "cache", path, bus_address,
+                         (preload, library) if library else None, knobs)
         daemons.append(daemon)
         return daemon.start()
 
@@ -87,7 +101,7 @@ def libvirtd(tmp_path, qemu, fake_bin):
 def library_mask(library, daemon):
     """The target mask LIBRARY reports in DAEMON's environment, asked through its C ABI
     in a process of its own (tests/abi/driver.py)."""
-    environment = {k: v for k, v in daemon.environment.items() if k != "LD_PRELOAD"}
+    environment = {k: v for k, v in daemon.environment.items() if k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
     spec = {"library": str(library), "libvirt": "none", "calls": [["mask"]]}
     process = subprocess.run(
         [sys.executable, str(ABI / "driver.py"), json.dumps(spec)],

@@ -71,13 +71,15 @@ SYSTEM_BUS_SOCKETS = ["/run/dbus/system_bus_socket", "/var/run/dbus/system_bus_s
 
 
 class Libvirtd:
-    """One libvirtd: stock (LIBRARY None), or with LIBRARY preloaded and its KNOBS (the
-    VIRNODESUSPEND_* variables) set. Its PATH is the given one (stand-ins and QEMU only);
-    its system bus is BUS_ADDRESS (a private bus, or a socket that does not exist)."""
+    """One libvirtd: stock (PRELOADED None), or with PRELOADED = (shim, library): the shim
+    preloaded as the drop-in does it, the library in LD_LIBRARY_PATH for the shim to load
+    by its SONAME, and the KNOBS (the VIRNODESUSPEND_* variables) set. Its PATH is the
+    given one (stand-ins and QEMU only); its system bus is BUS_ADDRESS (a private bus, or a
+    socket that does not exist)."""
 
-    def __init__(self, directory, qemu_cache, path, bus_address, library, knobs):
+    def __init__(self, directory, qemu_cache, path, bus_address, preloaded, knobs):
         assert not any(socket in bus_address for socket in SYSTEM_BUS_SOCKETS), bus_address
-        if library:
+        if preloaded:
             root = knobs.get("VIRNODESUSPEND_ROOT", "/")
             assert os.path.isabs(root) and os.path.realpath(root) != "/", "the library needs a fake root"
         self.directory = directory
@@ -89,8 +91,9 @@ class Libvirtd:
         self.uri = f"qemu+unix:///system?socket={urllib.parse.quote(str(self.socket))}"
         self.transcript = []
         self.environment = {"PATH": path, "DBUS_SYSTEM_BUS_ADDRESS": bus_address, "LC_ALL": "C"}
-        if library:
-            self.environment.update(knobs, LD_PRELOAD=str(library))
+        if preloaded:
+            shim, library = preloaded
+            self.environment.update(knobs, LD_PRELOAD=str(shim), LD_LIBRARY_PATH=str(library.parent))
         self.process = None
 
     def start(self):
@@ -110,10 +113,11 @@ class Libvirtd:
                 stderr=stderr,
                 preexec_fn=terminate_with_parent,
             )
-        # The first daemon of a run probes QEMU (a few seconds); later ones answer at once.
+        # `virsh uri` asks the QEMU driver nothing: the daemon's first capability query (and
+        # the probe of QEMU, a few seconds for the first daemon of a run) is the test's own.
         deadline = time.monotonic() + 90
         while self.process.poll() is None and time.monotonic() < deadline:
-            if self.run_virsh(["version"]).returncode == 0:
+            if self.run_virsh(["uri"]).returncode == 0:
                 return self
             time.sleep(0.1)
         raise RuntimeError(f"libvirtd did not answer virsh (exit status {self.process.poll()}):\n{self.diagnostics()}")

@@ -1,6 +1,7 @@
 """The library in libvirt's own daemon: Debian's libvirtd 9.0 with its QEMU driver, the
-library preloaded (the driver imports virNodeSuspend and virNodeSuspendGetTargetMask from
-libvirt.so.0, so it calls ours), driven by the real virsh. The stock daemon runs in the same
+preload shim preloaded as the drop-in does it (the driver imports virNodeSuspend and
+virNodeSuspendGetTargetMask from libvirt.so.0, so it calls the shim's, which load the
+library and forward to it), driven by the real virsh. The stock daemon runs in the same
 host states for comparison.
 
 No daemon reaches this machine's power state: ours works on fake roots, every daemon's
@@ -10,6 +11,7 @@ gets a fresh daemon.
 """
 
 import json
+import pathlib
 import os
 import re
 import subprocess
@@ -318,3 +320,24 @@ def test_the_daemons_request_is_seen_and_aborted_from_a_shell(libvirtd, library,
     assert (again.returncode, again.stderr) == (0, "")
     assert json.loads(cli(fake_root, "status", "--json").stdout)["state"] == "pending"
     assert cli(fake_root, "abort").returncode == 0
+
+
+
+def mapped_files(daemon):
+    """The files the daemon's process maps."""
+    fields = (line.split(maxsplit=5) for line in pathlib.Path(f"/proc/{daemon.process.pid}/maps").open())
+    return {f[5].strip() for f in fields if len(f) == 6}
+
+
+def test_the_daemon_maps_the_shim_and_loads_the_library_at_its_first_query(
+    libvirtd, library, preload, fake_root, no_bus
+):
+    """The drop-in preloads the shim, not the library. libvirt 9.0 asks for the mask at
+    the first call that needs the host's capabilities, not when the daemon starts: until
+    then the daemon maps the shim only."""
+    daemon = kernel_daemon(libvirtd, library, fake_root, no_bus, DELAY)
+    files = mapped_files(daemon)
+    assert str(preload) in files
+    assert not [file for file in files if "libvirnodesuspend" in file]
+    assert power_management(daemon)[1] == targets(library_mask(library, daemon))
+    assert str(library) in mapped_files(daemon)
