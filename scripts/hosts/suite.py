@@ -174,6 +174,16 @@ class Suite:
     def daemon_pid(self):
         return int(self.guest.sh("systemctl show -p MainPID --value libvirtd").output.strip() or 0)
 
+    def daemon_maps(self):
+        """What of this project libvirtd maps: the drop-in's shim (LIBDIR/virnodesuspend/
+        preload.so) from its start, the library (libvirnodesuspend.so.0) from its first
+        capability query or suspend on."""
+        maps = self.sh("grep -o '/[^ ]*virnodesuspend[^ ]*' /proc/$(systemctl show -p MainPID "
+                       "--value libvirtd)/maps | sort -u")
+        paths = set(maps.output.split())
+        return {"shim": any(p.endswith("/virnodesuspend/preload.so") for p in paths),
+                "library": any("/libvirnodesuspend.so" in p for p in paths)}
+
     def alarm(self):
         return self.guest.sh("cat /sys/class/rtc/rtc0/wakealarm").output.strip()
 
@@ -226,9 +236,8 @@ class Suite:
         print(f"          logind: {answers}")
         self.check(caps.status == 0 and virsh == expected,
                    f"virsh capabilities shows logind's mask ({' '.join(sorted(expected))})")
-        maps = self.sh("grep -c libvirnodesuspend /proc/$(systemctl show -p MainPID --value "
-                       "libvirtd)/maps")
-        self.check(maps.output.strip() not in ("", "0"), "libvirtd maps the library (drop-in)")
+        self.check(self.daemon_maps() == {"shim": True, "library": True},
+                   "libvirtd maps the drop-in's shim, and the library it loaded")
         backend = self.sh("virnodesuspend caps --json")
         self.check('"backend": "logind"' in backend.output, "the library's backend is logind")
 
@@ -439,9 +448,8 @@ class Suite:
         print(f"\n{self.args.release}: the stock daemon (drop-in masked), side by side")
         self.sh(f"mkdir -p {os.path.dirname(DROPIN_MASK)} && ln -sf /dev/null {DROPIN_MASK} && "
                 "systemctl daemon-reload && systemctl restart libvirtd")
-        maps = self.sh("grep -c libvirnodesuspend /proc/$(systemctl show -p MainPID --value "
-                       "libvirtd)/maps")
-        self.check(maps.output.strip() == "0", "the stock libvirtd does not map the library")
+        self.check(self.daemon_maps() == {"shim": False, "library": False},
+                   "the stock libvirtd maps neither the shim nor the library")
         caps = self.sh("virsh capabilities", show=False)
         print(f"          stock virsh capabilities: "
               f"{' '.join(re.findall(r'<suspend_(mem|disk|hybrid)/>', caps.output))}")
@@ -458,9 +466,7 @@ class Suite:
         self.summary.append({"release": self.args.release, "target": "stock mem",
                              "slept": slept is not None})
         self.sh(f"rm -f {DROPIN_MASK} && systemctl daemon-reload && systemctl restart libvirtd")
-        maps = self.sh("grep -c libvirnodesuspend /proc/$(systemctl show -p MainPID --value "
-                       "libvirtd)/maps")
-        self.check(maps.output.strip() not in ("", "0"), "drop-in back: libvirtd maps the library")
+        self.check(self.daemon_maps()["shim"], "drop-in back: libvirtd maps the shim")
 
     def domain(self):
         """A minimal domain defined, started and destroyed by the preloaded daemon, its QEMU
@@ -495,6 +501,8 @@ class Suite:
             self.check(preload is not None and
                        re.search(rf"^{re.escape(preload[1])}$", qemu.output, re.M) is not None,
                        "its QEMU inherited the drop-in's LD_PRELOAD and maps it")
+            self.check("/libvirnodesuspend.so" not in qemu.output,
+                       "its QEMU, which never calls it, does not map the library")
             destroy = self.sh("virsh destroy hosts-tiny")
             self.check(destroy.status == 0, "virsh destroy hosts-tiny returns 0")
         log = self.sh("cat /var/log/libvirt/qemu/hosts-tiny.log", show=False)
