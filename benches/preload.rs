@@ -1,16 +1,21 @@
-//! What the library costs where it is preloaded and never called (libvirt's daemon passes
-//! `LD_PRELOAD` on to every QEMU, dnsmasq and helper it starts), and what its first
-//! capability query through logind costs.
+//! What preloading costs where it is never called (libvirt's daemon passes `LD_PRELOAD` on
+//! to every QEMU, dnsmasq and helper it starts), and what the first capability query
+//! through logind costs: the preload shim as the drop-in deploys it (preload/, which loads
+//! the library at its first call), against the library itself preloaded (as before the
+//! shim).
 //!
-//! `cargo bench --bench preload [-- LIBRARY...]`: the library `cargo build --release` left
-//! (default), or the shared libraries named, side by side. For each: its file size (as
+//! `VIRNODESUSPEND_PRELOAD=SHIM cargo bench --bench preload [-- LIBRARY...]`: the library
+//! `cargo build --release` left (default), or the shared libraries named, side by side,
+//! and the shim (scripts/bench builds it with meson), which loads the first library (by
+//! its SONAME, through a link on `LD_LIBRARY_PATH`). For each object: its file size (as
 //! built, and stripped as Debian ships it), its `ldd` closure, the median time of a whole
 //! `/bin/true` process with it in `LD_PRELOAD` against plain `/bin/true` (300 runs each,
-//! taking turns), the private dirty memory of a process that sleeps with it preloaded
-//! (the library's own mappings, and whatever it brought, against the same process without
-//! it), and the first `virNodeSuspendGetTargetMask` of a process through the stand-in
-//! logind on a private bus (31 processes). Needs dbus-daemon and python3-dbus. It measures
-//! and reports; only a failure to measure fails it.
+//! taking turns), the private dirty memory of a process that sleeps with it preloaded (its
+//! own mappings, and whatever it brought, against the same process without it), and the
+//! first `virNodeSuspendGetTargetMask` of a process through the stand-in logind on a
+//! private bus (31 processes; through the shim, this includes loading the library). Needs
+//! dbus-daemon and python3-dbus. It measures and reports; only a failure to measure fails
+//! it.
 
 use std::collections::BTreeSet;
 use std::ffi::{c_int, c_uint, CString};
@@ -30,6 +35,7 @@ use testing::{FakeRoot, PrivateBus};
 const EXEC_RUNS: usize = 300;
 const COLD_QUERIES: usize = 31;
 const COLD_QUERY_FLAG: &str = "--cold-query";
+const SONAME: &str = "libvirnodesuspend.so.0";
 
 /// The stand-in's answers: "mem" and "disk" supported, "hybrid" not.
 const STANDIN: &str =
@@ -229,13 +235,15 @@ fn cold_query_child(library: &str) {
 }
 
 /// Medians of the first capability query through the stand-in logind, a process each, the
-/// libraries taking turns.
-fn cold_queries(libraries: &[PathBuf]) -> Vec<Duration> {
-    let mut samples: Vec<Vec<Duration>> = libraries.iter().map(|_| vec![]).collect();
+/// objects taking turns; `library_path` is their `LD_LIBRARY_PATH` (where the shim finds
+/// the library).
+fn cold_queries(objects: &[PathBuf], library_path: &Path) -> Vec<Duration> {
+    let mut samples: Vec<Vec<Duration>> = objects.iter().map(|_| vec![]).collect();
     for _ in 0..COLD_QUERIES {
-        for (slot, library) in libraries.iter().enumerate() {
+        for (slot, library) in objects.iter().enumerate() {
             let out = Command::new(env::current_exe().unwrap())
                 .args([COLD_QUERY_FLAG, library.to_str().unwrap()])
+                .env("LD_LIBRARY_PATH", library_path)
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
@@ -268,33 +276,51 @@ fn main() {
         let profile = common::profile_dir();
         libraries.push(profile.join("libvirnodesuspend.so"));
     }
+    let shim = env::var_os("VIRNODESUSPEND_PRELOAD")
+        .map(|path| fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+        .expect("VIRNODESUSPEND_PRELOAD must name the preload shim (scripts/bench builds it)");
     env::set_var("TMPDIR", "/dev/shm");
     let scratch = FakeRoot::new();
+    // The shim loads the first library by its SONAME, found here.
+    let library_path = scratch.path().join("lib");
+    fs::create_dir(&library_path).unwrap();
+    std::os::unix::fs::symlink(&libraries[0], library_path.join(SONAME)).unwrap();
+    let objects: Vec<PathBuf> = std::iter::once(shim.clone())
+        .chain(libraries.iter().cloned())
+        .collect();
+    let label = |object: &Path| {
+        if object == shim {
+            format!("shim (loads {})", libraries[0].display())
+        } else {
+            format!("library {}", object.display())
+        }
+    };
 
     println!(
-        "Preloaded and never called (LD_PRELOAD=LIBRARY; issue 15's bounds: +100 us per process start, 16 kB private dirty, 1.5 ms cold logind query):"
+        "Preloaded and never called (LD_PRELOAD=OBJECT; issue 15's bounds: +100 us per process start, 16 kB private dirty, 1.5 ms cold logind query):"
     );
-    for library in &libraries {
-        let (size, stripped) = sizes(library, scratch.path());
+    for object in &objects {
+        let (size, stripped) = sizes(object, scratch.path());
         let stripped = stripped.map_or("strip not found".into(), |s| format!("{s} stripped"));
-        println!("  {}", library.display());
+        println!("  {}", label(object));
+        println!("    {}", object.display());
         println!("    size {size} bytes ({stripped})");
-        println!("    ldd  {}", closure(library).join(" "));
-        let dirty = private_dirty(library);
+        println!("    ldd  {}", closure(object).join(" "));
+        let dirty = private_dirty(object);
         println!(
-            "    private dirty of a sleeping /bin/sleep: library {} kB, with what it brought {} kB, whole process {:+} kB",
+            "    private dirty of a sleeping /bin/sleep: {} kB its own, with what it brought {} kB, whole process {:+} kB",
             dirty.library_kb, dirty.brought_kb, dirty.process_delta_kb
         );
     }
     println!("/bin/true, whole process, median of {EXEC_RUNS} each (taking turns):");
-    let medians = exec_medians(&libraries);
+    let medians = exec_medians(&objects);
     println!("  plain                 {:>8.1} us", us(medians[0]));
-    for (library, took) in libraries.iter().zip(&medians[1..]) {
+    for (object, took) in objects.iter().zip(&medians[1..]) {
         println!(
             "  preloaded             {:>8.1} us  ({:+.1} us)  {}",
             us(*took),
             us(*took) - us(medians[0]),
-            library.display()
+            label(object)
         );
     }
 
@@ -305,9 +331,9 @@ fn main() {
     env::set_var("VIRNODESUSPEND_ROOT", root.path());
     env::remove_var("VIRNODESUSPEND_BACKENDS");
     println!(
-        "virNodeSuspendGetTargetMask, first call of a process, through the stand-in logind (median of {COLD_QUERIES}):"
+        "virNodeSuspendGetTargetMask, first call of a process, through the stand-in logind (median of {COLD_QUERIES}; through the shim: loading the library included):"
     );
-    for (library, took) in libraries.iter().zip(cold_queries(&libraries)) {
-        println!("  {:>8.1} us  {}", us(took), library.display());
+    for (object, took) in objects.iter().zip(cold_queries(&objects, &library_path)) {
+        println!("  {:>8.1} us  {}", us(took), label(object));
     }
 }
