@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,36 @@ void use_fake_root(const char *delay)
         setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/virnodesuspend-harness-bus", 1) < 0 ||
         setenv("PATH", "", 1) < 0)
         fail(__FILE__, __LINE__, "setenv: %s", strerror(errno));
+}
+
+struct racer_start {
+    pthread_barrier_t *start;
+    void (*run)(void *racer);
+    void *racer;
+};
+
+static void *let_go(void *arg)
+{
+    struct racer_start *racer = arg;
+    pthread_barrier_wait(racer->start);
+    racer->run(racer->racer);
+    return NULL;
+}
+
+void harness_race(void (*run)(void *racer), void *racers, size_t size, size_t count)
+{
+    pthread_barrier_t start;
+    pthread_t threads[HARNESS_MAX_RACERS];
+    struct racer_start starts[HARNESS_MAX_RACERS];
+    CHECK(count <= HARNESS_MAX_RACERS);
+    CHECK(pthread_barrier_init(&start, NULL, (unsigned)count) == 0);
+    for (size_t i = 0; i < count; i++) {
+        starts[i] = (struct racer_start){&start, run, (char *)racers + i * size};
+        CHECK(pthread_create(&threads[i], NULL, let_go, &starts[i]) == 0);
+    }
+    for (size_t i = 0; i < count; i++)
+        CHECK(pthread_join(threads[i], NULL) == 0);
+    pthread_barrier_destroy(&start);
 }
 
 void harness_wait_for(bool (*done)(void), const char *what, const char *file, int line)

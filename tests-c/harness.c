@@ -180,20 +180,17 @@ static void errors_are_per_thread(void)
 #define RACERS 16
 
 struct racer {
-    pthread_barrier_t *start;
     int ret;
     int code;
     char message[128];
 };
 
-static void *race_for_the_request(void *arg)
+static void race_for_the_request(void *arg)
 {
     struct racer *racer = arg;
-    pthread_barrier_wait(racer->start);
     racer->ret = virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0);
     racer->code = virNodeSuspendGetLastErrorCode();
     snprintf(racer->message, sizeof(racer->message), "%s", virNodeSuspendGetLastErrorMessage());
-    return NULL;
 }
 
 static void racing_threads_get_one_request(void)
@@ -201,17 +198,10 @@ static void racing_threads_get_one_request(void)
     root_host("freeze mem", "[platform] shutdown reboot", false);
     /* The request stays pending for the whole case; the shortest duration is delay + 50 s. */
     use_fake_root("3600");
-    pthread_barrier_t start;
-    pthread_t threads[RACERS];
     struct racer racers[RACERS];
     int accepted = 0;
-    CHECK(pthread_barrier_init(&start, NULL, RACERS) == 0);
+    harness_race(race_for_the_request, racers, sizeof(racers[0]), RACERS);
     for (int i = 0; i < RACERS; i++) {
-        racers[i].start = &start;
-        CHECK(pthread_create(&threads[i], NULL, race_for_the_request, &racers[i]) == 0);
-    }
-    for (int i = 0; i < RACERS; i++) {
-        CHECK(pthread_join(threads[i], NULL) == 0);
         if (racers[i].ret == 0) {
             accepted++;
             CHECK(racers[i].code == 0);
@@ -221,7 +211,6 @@ static void racing_threads_get_one_request(void)
         CHECK_STR(racers[i].message, "Requested operation is not valid: Suspend operation already in progress");
         CHECK(racers[i].code == VIR_ERR_OPERATION_INVALID);
     }
-    pthread_barrier_destroy(&start);
     CHECK(accepted == 1);
     /* Armed for the RTC's reading + duration + 1 (the second it read may be almost over). */
     CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "1800003651");

@@ -50,6 +50,11 @@ void root_host(const char *states, const char *disk_modes, bool swap);
  * environment is read at the library's first call, so this comes first in a case). */
 void use_fake_root(const char *delay);
 
+/* Runs `run` in a thread per racer, all let go at once, and joins them: `racers` is an
+ * array of `count` (at most HARNESS_MAX_RACERS) items of `size` bytes, one for each. */
+#define HARNESS_MAX_RACERS 32
+void harness_race(void (*run)(void *racer), void *racers, size_t size, size_t count);
+
 /* Waits up to 30 s for the predicate `done()` to hold. */
 #define WAIT_FOR(done) harness_wait_for((done), #done, __FILE__, __LINE__)
 void harness_wait_for(bool (*done)(void), const char *what, const char *file, int line);

@@ -13,7 +13,6 @@
 #include "harness.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,19 +137,16 @@ static void answers_and_errors_pass_through_unchanged(void)
 #define RACERS 16
 
 struct racer {
-    pthread_barrier_t *start;
     bool asks_mask;
     int ret;
     unsigned int mask;
 };
 
-static void *race_for_the_first_call(void *arg)
+static void race_for_the_first_call(void *arg)
 {
     struct racer *racer = arg;
-    pthread_barrier_wait(racer->start);
     racer->ret = racer->asks_mask ? virNodeSuspendGetTargetMask(&racer->mask)
                                   : virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0);
-    return NULL;
 }
 
 /* Half of the threads ask for the mask, half for a suspend, all at once and first: every
@@ -159,23 +155,17 @@ static void threads_racing_the_first_call_all_reach_the_library(void)
 {
     root_host("freeze mem", "[platform] shutdown reboot", false);
     use_fake_root("3600");
-    pthread_barrier_t start;
-    pthread_t threads[RACERS];
     struct racer racers[RACERS];
     int accepted = 0;
-    CHECK(pthread_barrier_init(&start, NULL, RACERS) == 0);
+    for (int i = 0; i < RACERS; i++)
+        racers[i] = (struct racer){.asks_mask = i % 2 == 0};
+    harness_race(race_for_the_first_call, racers, sizeof(racers[0]), RACERS);
     for (int i = 0; i < RACERS; i++) {
-        racers[i] = (struct racer){.start = &start, .asks_mask = i % 2 == 0};
-        CHECK(pthread_create(&threads[i], NULL, race_for_the_first_call, &racers[i]) == 0);
-    }
-    for (int i = 0; i < RACERS; i++) {
-        CHECK(pthread_join(threads[i], NULL) == 0);
         if (racers[i].asks_mask)
             CHECK(racers[i].ret == 0 && racers[i].mask == 1u << VIR_NODE_SUSPEND_TARGET_MEM);
         else
             accepted += racers[i].ret == 0;
     }
-    pthread_barrier_destroy(&start);
     CHECK(accepted == 1);
     CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "1800003651");
 }
