@@ -50,7 +50,8 @@ static void *symbol(void *handle, const char *name, void *function, size_t size)
 
 static void load(void)
 {
-    /* RTLD_LOCAL: the library's definitions must not take the place of anyone else's. */
+    /* RTLD_LOCAL: the library's symbols stay out of the process's global scope, where
+     * lookups keep finding the shim's and libvirt's. */
     void *library = dlopen(LIBRARY, RTLD_NOW | RTLD_LOCAL);
     if (library == NULL || symbol(library, "virNodeSuspend", &real_suspend, sizeof(real_suspend)) == NULL ||
         symbol(library, "virNodeSuspendGetTargetMask", &real_mask, sizeof(real_mask)) == NULL) {
