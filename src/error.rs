@@ -238,7 +238,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The C library's description of `errno`, as libvirt's `g_strerror` shows it.
-fn strerror(errno: i32) -> String {
+pub(crate) fn strerror(errno: i32) -> String {
     // std's text is strerror_r's with " (os error N)" appended; keep the C library's part.
     let text = io::Error::from_raw_os_error(errno).to_string();
     match text.rfind(" (os error ") {

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use super::hibernation::{DevNum, Hibernation};
 use super::{Backend, Probe, Support, SuspendFailure};
 use crate::config::BackendKind;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{strerror, Error, ErrorCode, Result};
 use crate::sysfs;
 use crate::target::Target;
 
@@ -89,11 +89,7 @@ pub enum SwapProblem {
 
 /// The C library's text for `errno` ("Operation not supported").
 fn describe(errno: Errno) -> String {
-    let text = io::Error::from_raw_os_error(errno as i32).to_string();
-    match text.rfind(" (os error ") {
-        Some(end) => text[..end].to_owned(),
-        None => text,
-    }
+    strerror(errno as i32)
 }
 
 impl fmt::Display for SwapProblem {

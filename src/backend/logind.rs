@@ -8,13 +8,12 @@
 //! fails the request; it never blocks it. The messages of one use are sent at once and
 //! their replies collected together: one round trip.
 //!
-//! The D-Bus client, libdbus, is loaded the first time the backend is asked
-//! ([`libdbus`]): where it cannot be loaded, logind is unavailable with that reason.
+//! The D-Bus client is the library's own ([`super::bus`]): a process that maps the library and
+//! never asks logind maps no D-Bus client library.
 
-use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
-use super::libdbus::{self, BusError, Connection, Lib, Message};
+use super::bus::{BusError, Call, Connection, Message};
 use super::{since_boot, Backend, Probe, Support, SuspendFailure, Unsupported};
 use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result, DOMAIN_DBUS};
@@ -24,7 +23,8 @@ const SERVICE: &str = "org.freedesktop.login1";
 const OBJECT: &str = "/org/freedesktop/login1";
 const MANAGER: &str = "org.freedesktop.login1.Manager";
 
-/// Where the system bus is when `DBUS_SYSTEM_BUS_ADDRESS` does not say (libdbus's default).
+/// Where the system bus is when `DBUS_SYSTEM_BUS_ADDRESS` does not say (libdbus's and
+/// sd-bus's default).
 const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
 /// The longest any exchange with the bus may take (GDBus, which libvirt uses, waits 25 s).
@@ -33,22 +33,20 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const SUSPEND: &str = "virNodeSuspend";
 
 pub struct Logind {
-    /// The system bus's address (`DBUS_SYSTEM_BUS_ADDRESS`); `None`: libdbus's default.
+    /// The system bus's address (`DBUS_SYSTEM_BUS_ADDRESS`); `None`: [`SYSTEM_BUS`].
     bus_address: Option<String>,
     /// The longest any one exchange with the bus may take.
     call_timeout: Duration,
-    /// The D-Bus client library to load ([`libdbus::LIBDBUS`]; another in the tests).
-    library: &'static CStr,
 }
 
 /// An error reply, as libvirt 9.0 reports one: VIR_ERR_DBUS_SERVICE in the D-Bus domain,
 /// with GLib's text for a remote error ("GDBus.Error:NAME: MESSAGE").
+/// A failure of the exchange itself is said in GLib's words, as libvirt shows them ("error
+/// from service: Timeout was reached").
 fn reply_error(e: &BusError) -> Error {
-    let name = e.name().unwrap_or("org.freedesktop.DBus.Error.Failed");
-    let message = e.message().unwrap_or("");
-    let text = match name {
-        LOCAL_FAILURE => message.to_owned(),
-        _ => format!("GDBus.Error:{name}: {message}"),
+    let text = match e {
+        BusError::Local(what) => what.clone(),
+        BusError::Named { name, message } => format!("GDBus.Error:{name}: {message}"),
     };
     Error::new(ErrorCode::DbusService, "virGDBusCallMethod", text).in_domain(DOMAIN_DBUS)
 }
@@ -56,31 +54,17 @@ fn reply_error(e: &BusError) -> Error {
 /// A failure of the bus itself while a request is carried out (no libvirt counterpart:
 /// libvirt never asks logind to sleep), said with what was being done.
 fn bus_error(what: &str, e: &BusError) -> Error {
-    let detail = match (e.name(), e.message()) {
-        (Some(LOCAL_FAILURE), Some(message)) => message.to_owned(),
-        (Some(name), Some(message)) => format!("{name}: {message}"),
-        (Some(name), None) => name.to_owned(),
-        (None, message) => message.unwrap_or("unknown error").to_owned(),
+    let detail = match e {
+        BusError::Local(what) => what.clone(),
+        BusError::Named { name, message } if message.is_empty() => name.clone(),
+        BusError::Named { name, message } => format!("{name}: {message}"),
     };
     Error::new(ErrorCode::DbusService, SUSPEND, format!("{what}: {detail}")).in_domain(DOMAIN_DBUS)
 }
 
-// Failures of the exchange itself (no error reply from anyone): their messages are GLib's,
-// as libvirt shows them ("error from service: Timeout was reached").
-const LOCAL_FAILURE: &str = "org.virnodesuspend.LocalFailure";
-
-fn disconnected() -> BusError {
-    BusError::new(LOCAL_FAILURE, "The connection is closed")
-}
-
-fn timed_out() -> BusError {
-    BusError::new(LOCAL_FAILURE, "Timeout was reached")
-}
-
 /// A call to the bus itself.
-fn bus_call(lib: &'static Lib, method: &str) -> Message {
-    Message::method_call(
-        lib,
+fn bus_call(method: &'static str) -> Call {
+    Call::new(
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus",
@@ -90,10 +74,8 @@ fn bus_call(lib: &'static Lib, method: &str) -> Message {
 
 /// A call to logind that never starts it: where logind is not running, the bus answers
 /// with an error instead of activating it (libvirt starts nothing either).
-fn logind_call(lib: &'static Lib, method: &str) -> Message {
-    let mut call = Message::method_call(lib, SERVICE, OBJECT, MANAGER, method);
-    call.set_auto_start(false);
-    call
+fn logind_call(method: &'static str) -> Call {
+    Call::new(SERVICE, OBJECT, MANAGER, method).without_auto_start()
 }
 
 /// The value a reply carries (read by `read`), or the error it is, as libvirt reports it.
@@ -113,36 +95,27 @@ fn lists_logind(reply: &Message) -> Result<bool> {
     Ok(names.iter().any(|name| name == SERVICE))
 }
 
-/// Sends `calls` at once, the first being `Hello` (libdbus's own registration would wait
-/// without limit), and collects their replies by `deadline`. Any other message that comes
-/// meanwhile is handed to `on_other`. A reply slot stays `None` when the exchange failed
-/// first; the failure is returned beside the replies.
+/// Sends `calls` at once, the first being `Hello`, and collects their replies by
+/// `deadline`. Any other message that comes meanwhile is handed to `on_other`. A reply
+/// slot stays `None` when the exchange failed first; the failure is returned beside the
+/// replies.
 fn exchange(
-    channel: &Connection,
-    calls: Vec<Message>,
+    channel: &mut Connection,
+    calls: &[Call],
     deadline: Instant,
     mut on_other: impl FnMut(Message),
 ) -> (Vec<Option<Message>>, Option<BusError>) {
-    let mut serials = Vec::with_capacity(calls.len());
-    for call in calls {
-        match channel.send(call) {
-            Ok(serial) => serials.push(serial),
-            Err(()) => return (vec![], Some(disconnected())),
-        }
-    }
+    let serials: Vec<u32> = calls.iter().map(|call| channel.send(call)).collect();
     let mut replies: Vec<Option<Message>> = serials.iter().map(|_| None).collect();
     while replies.iter().any(Option::is_none) {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            return (replies, Some(timed_out()));
+            return (replies, Some(BusError::timed_out()));
         };
-        if channel.read_write(Some(left)).is_err() {
-            return (replies, Some(disconnected()));
+        if let Err(e) = channel.read_write(left) {
+            return (replies, Some(e));
         }
         while let Some(message) = channel.pop_message() {
-            let serial = message
-                .reply_serial()
-                .filter(|_| message.msg_type() != libdbus::SIGNAL);
-            match serials.iter().position(|s| Some(*s) == serial) {
+            match serials.iter().position(|s| Some(*s) == message.reply_to()) {
                 Some(slot) => replies[slot] = Some(message),
                 None => on_other(message),
             }
@@ -156,20 +129,13 @@ impl Logind {
         Logind {
             bus_address,
             call_timeout,
-            library: libdbus::LIBDBUS,
         }
     }
 
-    /// The backend with `library` as its D-Bus client (for the tests: one that is missing).
-    #[cfg(test)]
-    pub fn with_library(self, library: &'static CStr) -> Logind {
-        Logind { library, ..self }
-    }
-
-    /// A private connection to the system bus, not yet authenticated: that happens as the
-    /// first exchange runs.
-    fn open(&self, lib: &'static Lib) -> std::result::Result<Connection, BusError> {
-        Connection::open_private(lib, self.bus_address.as_deref().unwrap_or(SYSTEM_BUS))
+    /// A connection of its own to the system bus, not yet authenticated: that happens as
+    /// the first exchange runs.
+    fn open(&self) -> std::result::Result<Connection, BusError> {
+        Connection::open(self.bus_address.as_deref().unwrap_or(SYSTEM_BUS))
     }
 }
 
@@ -179,14 +145,8 @@ impl Backend for Logind {
     }
 
     fn probe(&self) -> Result<Probe> {
-        let no_bus = |e: &BusError| {
-            Probe::Unavailable(format!("no system bus: {}", e.message().unwrap_or("")))
-        };
-        let lib = match libdbus::load(self.library) {
-            Ok(lib) => lib,
-            Err(why) => return Ok(Probe::Unavailable(why)),
-        };
-        let channel = match self.open(lib) {
+        let no_bus = |e: &BusError| Probe::Unavailable(format!("no system bus: {}", e.message()));
+        let mut channel = match self.open() {
             Ok(channel) => channel,
             Err(e) => return Ok(no_bus(&e)),
         };
@@ -194,12 +154,16 @@ impl Backend for Logind {
         // questions, in one round trip: the answers are read only where the checks passed.
         let methods = ["CanSuspend", "CanHibernate", "CanHybridSleep"];
         let calls = ["Hello", "ListActivatableNames", "ListNames"]
-            .map(|method| bus_call(lib, method))
+            .map(bus_call)
             .into_iter()
-            .chain(methods.map(|method| logind_call(lib, method)))
-            .collect();
-        let (mut replies, failure) =
-            exchange(&channel, calls, Instant::now() + self.call_timeout, drop);
+            .chain(methods.map(logind_call))
+            .collect::<Vec<_>>();
+        let (mut replies, failure) = exchange(
+            &mut channel,
+            &calls,
+            Instant::now() + self.call_timeout,
+            drop,
+        );
         match (failure, replies.first_mut().and_then(Option::as_mut)) {
             // No bus to talk to: unavailable, as for libvirt when it cannot get the bus.
             (Some(e), None) => return Ok(no_bus(&e)),
@@ -242,27 +206,28 @@ impl Backend for Logind {
             Target::Disk => "Hibernate",
             Target::Hybrid => "HybridSleep",
         };
-        let unreachable = |e: &BusError| bus_error("Cannot reach the system bus", e);
-        let lib = libdbus::load(self.library)
-            .map_err(|why| unreachable(&BusError::new(LOCAL_FAILURE, &why)))?;
-        let channel = self.open(lib).map_err(|e| unreachable(&e))?;
+        let mut channel = self
+            .open()
+            .map_err(|e| bus_error("Cannot reach the system bus", &e))?;
         let rule = format!(
             "type='signal',sender='{SERVICE}',path='{OBJECT}',interface='{MANAGER}',member='PrepareForSleep'"
         );
         // Listening comes before asking, and the owner of logind's name is learnt before
         // logind can signal: the bus handles one connection's messages in order.
-        let calls = vec![
-            bus_call(lib, "Hello"),
-            bus_call(lib, "AddMatch").append_str(&rule),
-            bus_call(lib, "GetNameOwner").append_str(SERVICE),
+        let calls = [
+            bus_call("Hello"),
+            bus_call("AddMatch").with_str(&rule),
+            bus_call("GetNameOwner").with_str(SERVICE),
             // Not interactive: no authentication prompt.
-            logind_call(lib, method).append_bool(false),
+            logind_call(method).with_bool(false),
         ];
         let mut signals = Vec::new();
-        let (replies, failure) =
-            exchange(&channel, calls, Instant::now() + self.call_timeout, |m| {
-                signals.push(m)
-            });
+        let (replies, failure) = exchange(
+            &mut channel,
+            &calls,
+            Instant::now() + self.call_timeout,
+            |m| signals.push(m),
+        );
         if let Some(e) = failure {
             return Err(bus_error(&format!("No answer to {method}"), &e).into());
         }
@@ -291,11 +256,8 @@ impl Backend for Logind {
                 );
                 return Err(watch.failure(Error::new(ErrorCode::OperationFailed, SUSPEND, late)));
             }
-            if channel
-                .read_write(Some(Duration::from_millis(200)))
-                .is_err()
-            {
-                let lost = bus_error("Lost the system bus while asleep", &disconnected());
+            if let Err(e) = channel.read_write(Duration::from_millis(200)) {
+                let lost = bus_error("Lost the system bus while asleep", &e);
                 return Err(watch.failure(lost));
             }
             signals.extend(std::iter::from_fn(|| channel.pop_message()));
@@ -314,9 +276,7 @@ struct SleepWatch {
 impl SleepWatch {
     /// Whether `message` is logind saying the host is back from this sleep.
     fn is_back(&mut self, message: &Message) -> bool {
-        let from_logind = message.msg_type() == libdbus::SIGNAL
-            && message.sender() == Some(self.owner.as_str())
-            && message.member() == Some("PrepareForSleep");
+        let from_logind = message.is_signal(&self.owner, "PrepareForSleep");
         match message.read_bool() {
             Ok(true) if from_logind => self.asleep = true,
             Ok(false) if from_logind => return self.asleep,
@@ -374,64 +334,12 @@ mod tests {
         );
     }
 
-    /// A D-Bus client that is not on the host.
-    const MISSING: &CStr = c"libdbus-1-not-on-this-host.so.3";
-
     #[test]
-    fn unavailable_without_the_dbus_library() {
-        let bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
-        let probe = logind(&bus).with_library(MISSING).probe().unwrap();
-        assert_eq!(
-            probe,
-            Probe::Unavailable(
-                "cannot load the D-Bus library: libdbus-1-not-on-this-host.so.3: cannot open shared object file: No such file or directory"
-                    .into()
-            )
-        );
-        assert_eq!(bus.calls(), "", "nothing reached the stand-in");
-    }
-
-    #[test]
-    fn without_the_dbus_library_the_next_backend_answers() {
-        let root = crate::testing::FakeRoot::new()
-            .state("freeze mem")
-            .rtc(0, 1_800_000_000);
-        let bus = PrivateBus::start(r#"{"CanSuspend": "no"}"#);
-        let config = crate::Config {
-            root: root.path().to_owned(),
-            ..crate::Config::default()
-        };
-        let backends: Vec<Box<dyn Backend>> = vec![
-            Box::new(logind(&bus).with_library(MISSING)),
-            Box::new(crate::backend::kernel::Kernel::new(root.path())),
-        ];
-        let node = crate::NodeSuspend::with_backends(config, backends);
-        let capabilities = node.capabilities().unwrap();
-        assert_eq!(capabilities.backend(), Some(BackendKind::Kernel));
-        assert_eq!(capabilities.mask, 0b001);
-    }
-
-    #[test]
-    fn a_suspend_without_the_dbus_library_is_a_failure_that_says_why() {
-        let bus = PrivateBus::start(r#"{}"#);
-        let failure = logind(&bus)
-            .with_library(MISSING)
-            .suspend(Target::Mem, LATER)
-            .unwrap_err();
-        assert!(!failure.may_still_sleep);
-        assert_eq!(failure.error.code, ErrorCode::DbusService);
-        assert_eq!(
-            failure.error.message,
-            "error from service: Cannot reach the system bus: cannot load the D-Bus library: libdbus-1-not-on-this-host.so.3: cannot open shared object file: No such file or directory"
-        );
-    }
-
-    #[test]
-    fn the_dbus_library_is_mapped_once_logind_is_asked() {
+    fn asking_logind_maps_no_dbus_library() {
         let bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
         logind(&bus).probe().unwrap();
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        assert!(maps.contains("/libdbus-1.so.3"), "{maps}");
+        assert!(!maps.contains("libdbus"), "{maps}");
     }
 
     /// A socket that accepts connections and never says a word.

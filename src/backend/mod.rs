@@ -4,9 +4,9 @@
 //! answers; a later one is asked only when an earlier one is unavailable. The suspend is
 //! then carried out by the backend that answered.
 
+mod bus;
 mod hibernation;
 pub mod kernel;
-mod libdbus;
 pub mod logind;
 pub mod pm_utils;
 
