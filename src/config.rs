@@ -71,7 +71,8 @@ pub struct Config {
     pub backends: Vec<BackendKind>,
     /// `PATH`, where the pm-utils helpers are looked for (as libvirt does).
     pub path: Option<OsString>,
-    /// `DBUS_SYSTEM_BUS_ADDRESS`, where the system bus is (`None`: libdbus's default).
+    /// `DBUS_SYSTEM_BUS_ADDRESS`, where the system bus is (`None`: the usual socket,
+    /// as for every D-Bus client).
     pub system_bus: Option<String>,
 }
 

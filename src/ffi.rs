@@ -201,7 +201,7 @@ fn configure_node() -> Result<&'static NodeSuspend> {
             knob(c"VIRNODESUSPEND_BACKENDS"),
         )?;
         // Not knobs: pm-utils helpers are looked for where libvirt looks for them, and the
-        // system bus is where libdbus would look for it.
+        // system bus is where every D-Bus client looks for it.
         config.path = std::env::var_os("PATH");
         config.system_bus = knob(c"DBUS_SYSTEM_BUS_ADDRESS").and_then(|a| a.into_string().ok());
         let node = NodeSuspend::new(config);

@@ -134,7 +134,7 @@ fn shared_library_args(dir: &Path) -> Vec<String> {
 fn static_library_args() -> Vec<String> {
     let archive = common::built("libvirnodesuspend.a");
     // What the library needs from the system (`--print native-static-libs`): what the Rust
-    // standard library needs from the C library (libdbus is loaded with dlopen).
+    // standard library needs from the C library (the D-Bus client is the library's own).
     let system = [
         "-lgcc_s",
         "-lutil",

@@ -16,15 +16,14 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{send, MsgFlags};
+use nix::sys::socket::{send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 
 use crate::error::strerror;
 
@@ -151,18 +150,29 @@ fn unescape(value: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// A socket connected to `endpoint`, non-blocking. The connection is non-blocking too: a
+/// bus whose queue of connections is full refuses at once ("Resource temporarily
+/// unavailable") rather than holding the caller without a deadline.
 fn connect(endpoint: &Endpoint) -> Result<UnixStream, BusError> {
-    let (connected, shown) = match endpoint {
-        Endpoint::Path(path) => (UnixStream::connect(path), path.display().to_string()),
+    let (address, shown) = match endpoint {
+        Endpoint::Path(path) => (UnixAddr::new(path), path.display().to_string()),
         Endpoint::Abstract(name) => (
-            SocketAddr::from_abstract_name(name).and_then(|a| UnixStream::connect_addr(&a)),
+            UnixAddr::new_abstract(name),
             format!("(abstract) {}", String::from_utf8_lossy(name)),
         ),
     };
+    let connected = address.and_then(|address| {
+        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+        let socket = socket(AddressFamily::Unix, SockType::Stream, flags, None)?;
+        nix::sys::socket::connect(socket.as_raw_fd(), &address)?;
+        Ok(UnixStream::from(socket))
+    });
+    // libdbus's words, which the backend has always reported.
     connected.map_err(|e| {
-        let why = e.raw_os_error().map_or_else(|| e.to_string(), strerror);
-        // libdbus's words, which the backend has always reported.
-        BusError::Local(format!("Failed to connect to socket {shown}: {why}"))
+        BusError::Local(format!(
+            "Failed to connect to socket {shown}: {}",
+            strerror(e as i32)
+        ))
     })
 }
 
@@ -692,9 +702,6 @@ impl Connection {
         for endpoint in endpoints(address) {
             match connect(&endpoint) {
                 Ok(socket) => {
-                    socket.set_nonblocking(true).map_err(|e| {
-                        BusError::Local(format!("Cannot use the bus's socket: {e}"))
-                    })?;
                     let uid = nix::unistd::geteuid().as_raw().to_string();
                     let uid: String = uid.bytes().map(|digit| format!("{digit:02x}")).collect();
                     return Ok(Connection {
@@ -949,6 +956,28 @@ mod tests {
             Err(BusError::Local(why))
                 if why == "Failed to connect to socket /nonexistent/bus: No such file or directory"
         ));
+    }
+
+    #[test]
+    fn a_bus_that_takes_no_more_connections_refuses_at_once() {
+        let dir = crate::testing::FakeRoot::new();
+        let path = dir.path().join("full");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Room for one connection waiting to be accepted, which the first takes.
+        let backlog = nix::sys::socket::Backlog::new(0).unwrap();
+        nix::sys::socket::listen(&listener, backlog).unwrap();
+        let address = format!("unix:path={}", path.display());
+        let _first = Connection::open(&address).unwrap();
+        let Err(BusError::Local(why)) = Connection::open(&address) else {
+            panic!("a second connection was queued");
+        };
+        assert_eq!(
+            why,
+            format!(
+                "Failed to connect to socket {}: Resource temporarily unavailable",
+                path.display()
+            )
+        );
     }
 
     /// A bus on a socket pair: what the client wrote, and what `answer` has the bus say.

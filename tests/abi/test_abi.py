@@ -217,8 +217,8 @@ def test_error_raised_through_libvirt_that_nothing_initialized_yet(library):
     assert result["libvirt_error"] == result["error"]
 
 
-# Through logind, each test runs in a process of its own: libdbus reads the system bus
-# address once per process.
+# Through logind, each test runs in a process of its own: the library reads the system bus
+# address once per process, with its knobs.
 
 
 def logind_env(address, fake_root):
