@@ -25,6 +25,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 
+use super::errno_of;
 use crate::error::strerror;
 
 /// The longest message the specification allows (128 MiB): a longer one is not D-Bus.
@@ -603,7 +604,7 @@ impl Message {
         }
     }
 
-    /// Whether this message is the signal `member` from `sender`.
+    /// Whether this message is the signal `name`, sent by `from`.
     pub fn is_signal(&self, from: &str, name: &str) -> bool {
         matches!(&self.kind, Kind::Signal { sender, member }
             if sender.as_deref() == Some(from) && member == name)
@@ -704,19 +705,25 @@ impl Connection {
                 Ok(socket) => {
                     let uid = nix::unistd::geteuid().as_raw().to_string();
                     let uid: String = uid.bytes().map(|digit| format!("{digit:02x}")).collect();
-                    return Ok(Connection {
-                        socket,
-                        phase: Phase::Authenticating,
-                        outgoing: format!("\0AUTH EXTERNAL {uid}\r\nBEGIN\r\n").into_bytes(),
-                        incoming: vec![],
-                        received: VecDeque::new(),
-                        last_serial: 0,
-                    });
+                    let authentication = format!("\0AUTH EXTERNAL {uid}\r\nBEGIN\r\n");
+                    return Ok(Connection::over(socket, authentication.into_bytes()));
                 }
                 Err(e) => failure = e,
             }
         }
         Err(failure)
+    }
+
+    /// A connection on `socket` (non-blocking) whose first bytes are `authentication`.
+    fn over(socket: UnixStream, authentication: Vec<u8>) -> Connection {
+        Connection {
+            socket,
+            phase: Phase::Authenticating,
+            outgoing: authentication,
+            incoming: vec![],
+            received: VecDeque::new(),
+            last_serial: 0,
+        }
     }
 
     /// Queues `call`, to be written by the next [`Connection::read_write`]; its serial, for
@@ -742,7 +749,7 @@ impl Connection {
         let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
         match poll(&mut [PollFd::new(self.socket.as_fd(), events)], timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(lost(e.into())),
+            Err(e) => return Err(lost(e)),
         }
         self.transfer().map(drop)
     }
@@ -767,7 +774,7 @@ impl Connection {
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(BusError::closed()),
-                Err(e) => return Err(lost(e.into())),
+                Err(e) => return Err(lost(e)),
             }
         }
         let mut read = false;
@@ -775,6 +782,8 @@ impl Connection {
         loop {
             match (&self.socket).read(&mut buffer) {
                 Ok(0) => {
+                    // What came before the end is taken first: a bus that refused the
+                    // authentication and hung up is reported as refusing it.
                     self.take_incoming()?;
                     return Err(BusError::closed());
                 }
@@ -787,7 +796,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     return Err(BusError::closed())
                 }
-                Err(e) => return Err(lost(e)),
+                Err(e) => return Err(lost(errno_of(&e))),
             }
         }
         self.take_incoming()?;
@@ -822,9 +831,11 @@ impl Connection {
     }
 }
 
-fn lost(e: io::Error) -> BusError {
-    let why = e.raw_os_error().map_or_else(|| e.to_string(), strerror);
-    BusError::Local(format!("Lost the connection to the bus: {why}"))
+fn lost(errno: Errno) -> BusError {
+    BusError::Local(format!(
+        "Lost the connection to the bus: {}",
+        strerror(errno as i32)
+    ))
 }
 
 #[cfg(test)]
@@ -984,14 +995,7 @@ mod tests {
     fn against(answer: &[u8], calls: &[Call]) -> (Vec<u8>, Result<Vec<Message>, BusError>) {
         let (client, mut bus) = UnixStream::pair().unwrap();
         client.set_nonblocking(true).unwrap();
-        let mut connection = Connection {
-            socket: client,
-            phase: Phase::Authenticating,
-            outgoing: b"AUTH\r\n".to_vec(),
-            incoming: vec![],
-            received: VecDeque::new(),
-            last_serial: 0,
-        };
+        let mut connection = Connection::over(client, b"AUTH\r\n".to_vec());
         for call in calls {
             connection.send(call);
         }

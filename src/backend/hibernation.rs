@@ -30,10 +30,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::sys::stat::{fstat, major, minor, stat, FileStat, SFlag};
 use nix::unistd::{sysconf, SysconfVar};
 
+use super::errno_of;
 use super::kernel::{SwapProblem, Unsupported};
 use crate::sysfs;
 
@@ -290,10 +290,6 @@ fn read_bytes(file: &Path) -> Result<Option<Vec<u8>>, Unsupported> {
             errno: errno_of(&e),
         }),
     }
-}
-
-fn errno_of(e: &io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// `MAJ:MIN`, both decimal.

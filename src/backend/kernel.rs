@@ -14,7 +14,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::hibernation::{DevNum, Hibernation};
-use super::{Backend, Probe, Support, SuspendFailure};
+use super::{errno_of, Backend, Probe, Support, SuspendFailure};
 use crate::config::BackendKind;
 use crate::error::{strerror, Error, ErrorCode, Result};
 use crate::sysfs;
@@ -268,7 +268,7 @@ impl Kernel {
             Err(e) => {
                 return Err(Unsupported::Unreadable {
                     file: self.disk.clone(),
-                    errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    errno: errno_of(&e),
                 })
             }
         };

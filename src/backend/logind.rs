@@ -41,6 +41,7 @@ pub struct Logind {
 
 /// An error reply, as libvirt 9.0 reports one: VIR_ERR_DBUS_SERVICE in the D-Bus domain,
 /// with GLib's text for a remote error ("GDBus.Error:NAME: MESSAGE").
+///
 /// A failure of the exchange itself is said in GLib's words, as libvirt shows them ("error
 /// from service: Timeout was reached").
 fn reply_error(e: &BusError) -> Error {

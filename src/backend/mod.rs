@@ -11,8 +11,10 @@ pub mod logind;
 pub mod pm_utils;
 
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::time::{clock_gettime, ClockId};
 
 use crate::config::BackendKind;
@@ -117,6 +119,11 @@ pub trait Backend: Send + Sync {
 
 /// Time since boot, including time asleep: deadlines that span a suspend are measured on
 /// it (the monotonic clock stops while the host sleeps).
+/// The errno an I/O error carries (EIO for one that carries none).
+fn errno_of(e: &io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 pub fn since_boot() -> Duration {
     clock_gettime(ClockId::CLOCK_BOOTTIME)
         .map(Duration::from)
