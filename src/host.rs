@@ -9,20 +9,28 @@
 //!   owner recording a new phase), so that each change is one step for the whole host.
 //! - `request`: the record, written under the guard, each time whole (a new file renamed
 //!   over the old), so a reader without the guard always reads one version.
-//! - `lock.PID.START.N`: the lock of one request, made for it (its name is in the record)
-//!   and removed when it ends. The owner holds an exclusive `flock` on it for the life of
-//!   the request; a waiter blocks on it, shared. A fresh file per request because fork()
-//!   copies the owner's descriptor into its children: a child that outlives its parent
-//!   keeps that request's lock taken, but no later request uses the file.
+//! - `lock.PID.START.N`: the lock of one request, made for it (its name is in the record,
+//!   and names the request in the outcome recorded when it ends) and removed when it ends.
+//!   The owner holds an exclusive `flock` on it for the life of the request. A fresh file
+//!   per request because fork() copies the owner's descriptor into its children: a child
+//!   that outlives its parent keeps that request's lock taken, but no later request uses
+//!   the file.
 //!
 //! A request is in progress while the record says so, its lock is taken, and its owner
 //! may be alive (the lock may be held only by a child of an owner that died). Otherwise
 //! the owner is gone and the request abandoned.
 //!
-//! The guard is 0600: whoever can open it could hold it for good and stop every request.
-//! A request's lock is 0644: holding it shared stops nothing (a later request makes a file
-//! of its own), and lets any user wait. The record is text, one `key=value` per line;
-//! values are escaped so that each stays on its line.
+//! What another local user can do: read the record (0644), so see the request and wait for
+//! it; nothing else. The guard and the locks are 0600: whoever can open a lock file can
+//! `flock` it (a read-only descriptor is enough), and a lock held by someone else would
+//! refuse a request or hold up whoever waits on it. So no one waits on a lock: a waiter
+//! watches the record change (inotify) and looks at the owner's process now and then
+//! ([`HostRequest::wait_for`]). Nothing in the directory is trusted that root did not make:
+//! the directory must be root's (or, on a test's fake root, the caller's own) and writable
+//! by no one else, files are opened without following links, without blocking (a FIFO
+//! answers at once) and taken only when regular, and new names are made exclusively.
+//! The record is text, one `key=value` per line; values are escaped so that each stays on
+//! its line.
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
@@ -31,11 +39,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::FlockArg;
-use nix::unistd::{getpid, Pid};
+use nix::unistd::{geteuid, getpid, Pid};
 
 use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result};
@@ -179,6 +187,8 @@ impl Ending {
 /// The last request that ended, as every process on the host can read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ended {
+    /// The request: its lock file's name, which no other request of this boot has.
+    pub request: String,
     pub ending: Ending,
     pub target: Target,
     /// Why it did not end with the host back; `None` when it did.
@@ -219,6 +229,26 @@ pub struct Record {
     pub last: Option<Ended>,
 }
 
+impl Ended {
+    /// The outcome as `virNodeSuspendWait` returns it.
+    pub fn result(self) -> Result<()> {
+        match self.error {
+            None => Ok(()),
+            Some(error) => Err(error.to_error("virNodeSuspendWait")),
+        }
+    }
+
+    /// How `accepted` ended.
+    pub fn of(accepted: &Accepted, ending: Ending, error: Option<RecordedError>) -> Ended {
+        Ended {
+            request: accepted.lock.clone(),
+            ending,
+            target: accepted.target,
+            error,
+        }
+    }
+}
+
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, accepted) = match &self.phase {
@@ -239,6 +269,7 @@ impl fmt::Display for Record {
             writeln!(f, "accepted_at={}", a.accepted_at)?;
         }
         if let Some(last) = &self.last {
+            writeln!(f, "last_request={}", last.request)?;
             writeln!(f, "last_outcome={}", last.ending.name())?;
             writeln!(f, "last_target={}", last.target.name())?;
             if let Some(error) = &last.error {
@@ -278,7 +309,7 @@ fn unescape(value: &str) -> String {
 
 impl Record {
     /// Parses the record's text; the error names the first key missing or malformed.
-    fn parse(text: &str) -> std::result::Result<Record, String> {
+    pub(crate) fn parse(text: &str) -> std::result::Result<Record, String> {
         let values: Vec<(&str, &str)> = text
             .lines()
             .filter_map(|line| line.split_once('='))
@@ -326,6 +357,8 @@ impl Record {
                 return Ok(None);
             };
             Ok(Some(Ended {
+                request: lock_name(value("last_request")?)
+                    .ok_or("last_request is not a lock file's name")?,
                 ending: Ending::ALL
                     .into_iter()
                     .find(|e| e.name() == name)
@@ -366,10 +399,10 @@ pub struct HostRequest {
     dir: PathBuf,
 }
 
-/// An exclusive or shared `flock`. Dropped, it is released, but only by the process that
-/// took it: a child forked meanwhile shares the lock's open file description, and
-/// releasing it there would release the parent's lock too; the child only closes its copy.
-/// (nix's `Flock` always releases on drop, hence the plain `flock` call.)
+/// An exclusive `flock`. Dropped, it is released, but only by the process that took it: a
+/// child forked meanwhile shares the lock's open file description, and releasing it there
+/// would release the parent's lock too; the child only closes its copy. (nix's `Flock`
+/// always releases on drop, hence the plain `flock` call.)
 #[derive(Debug)]
 pub struct HostLock {
     file: File,
@@ -405,6 +438,16 @@ pub enum Liveness {
     Gone,
 }
 
+/// How a wait for a request of another process ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// The record no longer holds the request: here it is, as it was then.
+    Over(Record),
+    /// Its owner seems gone with the request still recorded: whoever may take the guard
+    /// settles it.
+    OwnerGone,
+}
+
 /// The guard held: reading the record, changing it and taking a request's lock are one
 /// step for every process on the host.
 pub struct Guard<'a> {
@@ -419,6 +462,13 @@ pub fn is_not_permitted(error: &Error) -> bool {
         && [libc::EACCES, libc::EPERM, libc::EROFS].contains(&error.int1)
 }
 
+/// How often a waiter looks whether the owner of the request it waits for is still there:
+/// a change of the record wakes it at once, the owner's death does not.
+const OWNER_LOOK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The most of the record that is read: it is a few hundred bytes.
+const RECORD_MAX: u64 = 64 * 1024;
+
 impl HostRequest {
     pub fn new(root: &Path) -> HostRequest {
         HostRequest {
@@ -430,32 +480,59 @@ impl HostRequest {
         self.dir.join("request")
     }
 
+    /// Whether the directory exists; an error when it does but is not to be trusted: not
+    /// a directory (a link, say), not root's (nor, on a test's fake root, this process's
+    /// own user's), or writable by others, who could plant or replace what is in it.
+    fn trusted_dir(&self) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = match fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(Error::system(
+                    FUNCTION,
+                    &e,
+                    format!("Unable to read '{}'", self.dir.display()),
+                ))
+            }
+            Ok(metadata) => metadata,
+        };
+        let owner_trusted = metadata.uid() == 0 || metadata.uid() == geteuid().as_raw();
+        match metadata.is_dir() && owner_trusted && metadata.mode() & 0o022 == 0 {
+            true => Ok(true),
+            false => Err(Error::new(
+                ErrorCode::InternalError,
+                FUNCTION,
+                format!(
+                    "'{}' is not a directory of root's that only root may write to: nothing in it is trusted",
+                    self.dir.display()
+                ),
+            )),
+        }
+    }
+
     /// Takes the guard, waiting for it (it is held for a few file operations at a time).
     /// The directory and the guard file are made when missing (only root can, in `/run`).
     pub fn guard(&self) -> Result<Guard<'_>> {
-        let path = self.dir.join("guard");
-        let held = match lock(&path, FlockArg::LockExclusive, Create(0o600)) {
-            // The directory is missing: made once, then every call finds it.
-            Err(error) if error.int1 == libc::ENOENT => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(&self.dir)
-                    // The mode asked for, whatever the process's umask: every process on
-                    // the host reads the record.
-                    .and_then(|()| fs::set_permissions(&self.dir, Permissions::from_mode(0o755)))
-                    .map_err(|e| {
-                        Error::system(
-                            FUNCTION,
-                            &e,
-                            format!("Unable to create '{}'", self.dir.display()),
-                        )
-                    })?;
-                lock(&path, FlockArg::LockExclusive, Create(0o600))?
-            }
-            held => held?,
+        if !self.trusted_dir()? {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&self.dir)
+                // The mode asked for, whatever the process's umask: every process on the
+                // host reads the record.
+                .and_then(|()| fs::set_permissions(&self.dir, Permissions::from_mode(0o755)))
+                .map_err(|e| {
+                    Error::system(
+                        FUNCTION,
+                        &e,
+                        format!("Unable to create '{}'", self.dir.display()),
+                    )
+                })?;
+            self.trusted_dir()?;
         }
-        .expect("a lock waited for is taken");
+        let held = self
+            .lock("guard", FlockArg::LockExclusive, Create(0o600))?
+            .expect("a lock waited for is taken");
         Ok(Guard {
             host: self,
             _held: held,
@@ -466,16 +543,16 @@ impl HostRequest {
     /// which must never wait (a process frozen with the guard would hang every first call)
     /// nor create anything.
     fn try_guard(&self) -> Result<Option<Guard<'_>>> {
-        let path = self.dir.join("guard");
-        if !path.exists() {
+        if !self.trusted_dir()? {
             return Ok(None);
         }
-        Ok(
-            lock(&path, FlockArg::LockExclusiveNonblock, Existing)?.map(|held| Guard {
+        match self.lock("guard", FlockArg::LockExclusiveNonblock, Existing) {
+            Err(error) if error.int1 == libc::ENOENT => Ok(None),
+            held => Ok(held?.map(|held| Guard {
                 host: self,
                 _held: held,
-            }),
-        )
+            })),
+        }
     }
 
     /// The record as it is now; an empty one when there is none. A record that cannot be
@@ -486,26 +563,82 @@ impl HostRequest {
 
     /// The record parsed, or why it could not be; an empty one when there is none.
     fn parsed(&self) -> Result<std::result::Result<Record, String>> {
-        let text = sysfs::read_optional(&self.record_path(), FUNCTION)?;
-        Ok(text.map_or_else(|| Ok(Record::default()), |text| Record::parse(&text)))
+        use std::io::Read;
+        if !self.trusted_dir()? {
+            return Ok(Ok(Record::default()));
+        }
+        let file = match self.open("request", OpenOptions::new().read(true)) {
+            Err(error) if error.int1 == libc::ENOENT => return Ok(Ok(Record::default())),
+            opened => opened?,
+        };
+        let mut bytes = Vec::new();
+        file.take(RECORD_MAX)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.failed("read", "request", &e))?;
+        Ok(String::from_utf8(bytes)
+            .map_err(|_| "the record is not UTF-8".to_owned())
+            .and_then(|text| Record::parse(&text)))
     }
 
-    /// Returns once `accepted`'s owner no longer holds its lock: its request is over and
-    /// recorded, or its process died. No polling: the kernel wakes the waiter. (Should the
-    /// owner die leaving a forked child with a copy of the lock, that is when the child
-    /// ends or execs.)
-    pub fn wait_while_owned(&self, accepted: &Accepted) -> Result<()> {
-        // Any user may: a request's lock file is readable, and holding it shared stops
-        // nothing (a later request makes a file of its own).
-        // Released at once: the lock is only the owner's to hold. No lock file: the
-        // request is over.
-        match lock(
-            &self.dir.join(&accepted.lock),
-            FlockArg::LockShared,
-            Existing,
-        ) {
-            Err(error) if error.int1 == libc::ENOENT => Ok(()),
-            taken => taken.map(drop),
+    /// Waits until the record no longer holds `accepted` (its request is over: its
+    /// outcome is in the record then, unless a later request has ended since), or its
+    /// owner seems gone. Any user may: the record is readable, and nothing here takes a
+    /// lock. A change of the record wakes the waiter at once (inotify on the directory; a
+    /// host whose inotify instances ran out only looks each interval); the owner's process
+    /// and, where this process may open it, its lock are looked at each interval.
+    pub fn wait_for(&self, accepted: &Accepted) -> Result<Waited> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let changes = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .and_then(|inotify| {
+                let flags = AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_DELETE
+                    | AddWatchFlags::IN_DELETE_SELF
+                    | AddWatchFlags::IN_MOVE_SELF;
+                inotify.add_watch(&self.dir, flags).map(|_| inotify)
+            })
+            .ok();
+        loop {
+            let record = self.read()?;
+            if record.phase.accepted() != Some(accepted) {
+                return Ok(Waited::Over(record));
+            }
+            if self.owner_seems_gone(accepted) {
+                return Ok(Waited::OwnerGone);
+            }
+            match &changes {
+                Some(changes) => {
+                    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                    use std::os::fd::AsFd;
+                    let mut fds = [PollFd::new(changes.as_fd(), PollFlags::POLLIN)];
+                    let timeout = PollTimeout::try_from(OWNER_LOOK_INTERVAL)
+                        .expect("the interval fits a poll timeout");
+                    match poll(&mut fds, timeout) {
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(errno) => {
+                            return Err(Error::system(
+                                FUNCTION,
+                                &io::Error::from(errno),
+                                "Unable to wait for the request record to change",
+                            ))
+                        }
+                    }
+                    // Emptied: what changed is read from the record itself.
+                    while changes.read_events().is_ok_and(|events| !events.is_empty()) {}
+                }
+                None => std::thread::sleep(OWNER_LOOK_INTERVAL),
+            }
+        }
+    }
+
+    /// Whether `accepted`'s owner has ended, or (looked at where this process may open
+    /// it) its lock is free or gone.
+    fn owner_seems_gone(&self, accepted: &Accepted) -> bool {
+        if !accepted.owner.may_be_alive() {
+            return true;
+        }
+        match self.lock(&accepted.lock, FlockArg::LockExclusiveNonblock, Existing) {
+            Ok(free) => free.is_some(),
+            Err(error) => error.int1 == libc::ENOENT,
         }
     }
 
@@ -519,6 +652,100 @@ impl HostRequest {
             }
         }
         Ok(())
+    }
+
+    /// Opens `name` in the directory: never through a link, never blocking (a FIFO would
+    /// hang the caller), and only a regular file.
+    fn open(&self, name: &str, options: &mut OpenOptions) -> Result<File> {
+        let file = options
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.dir.join(name))
+            .map_err(|e| self.failed("open", name, &e))?;
+        let regular = file
+            .metadata()
+            .map_err(|e| self.failed("read", name, &e))?
+            .is_file();
+        match regular {
+            true => Ok(file),
+            false => Err(Error::new(
+                ErrorCode::InternalError,
+                FUNCTION,
+                format!(
+                    "'{}' is not a regular file: it is none of the library's",
+                    self.dir.join(name).display()
+                ),
+            )),
+        }
+    }
+
+    /// Makes `name` anew, with `mode` whatever the process's umask; a leftover of the same
+    /// name (an earlier boot's, or one a failed write left) is replaced, never opened.
+    fn create(&self, name: &str, options: &mut OpenOptions, mode: u32) -> Result<File> {
+        options.create_new(true).mode(mode);
+        let file = match self.open(name, options) {
+            Err(error) if error.int1 == libc::EEXIST => {
+                let _ = fs::remove_file(self.dir.join(name));
+                self.open(name, options)?
+            }
+            made => made?,
+        };
+        file.set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| self.failed("open", name, &e))?;
+        Ok(file)
+    }
+
+    /// Opens (and makes) a lock file. An existing one is opened as it is, in one system
+    /// call: `virNodeSuspend` opens the guard every time, and its whole cost is a few
+    /// dozen system calls (`scripts/bench`).
+    fn open_lock_file(&self, name: &str, kind: LockFile) -> Result<File> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        match kind {
+            Existing => self.open(name, &mut options),
+            Create(mode) => match self.open(name, &mut options.clone()) {
+                // Made by whoever comes first: another process may make it meanwhile.
+                Err(error) if error.int1 == libc::ENOENT => {
+                    match self.create(name, options.write(true).create_new(true), mode) {
+                        Err(error) if error.int1 == libc::EEXIST => {
+                            self.open(name, &mut OpenOptions::new().read(true))
+                        }
+                        made => made,
+                    }
+                }
+                opened => opened,
+            },
+            Fresh(mode) => self.create(name, options.write(true), mode),
+        }
+    }
+
+    /// A `flock` on `name`; `None` when another open file description holds it and `how`
+    /// does not wait.
+    fn lock(&self, name: &str, how: FlockArg, kind: LockFile) -> Result<Option<HostLock>> {
+        let file = self.open_lock_file(name, kind)?;
+        loop {
+            #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
+            match nix::fcntl::flock(file.as_raw_fd(), how) {
+                Ok(()) => {
+                    return Ok(Some(HostLock {
+                        file,
+                        holder: getpid(),
+                    }))
+                }
+                Err(Errno::EWOULDBLOCK) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(self.failed("lock", name, &io::Error::from(errno))),
+            }
+        }
+    }
+
+    /// "Unable to `what` '`dir`/`name`'", with the system's error.
+    fn failed(&self, what: &str, name: &str, e: &io::Error) -> Error {
+        let path = self.dir.join(name);
+        Error::system(
+            FUNCTION,
+            e,
+            format!("Unable to {what} '{}'", path.display()),
+        )
     }
 }
 
@@ -543,12 +770,10 @@ impl Guard<'_> {
             .filter_map(|e| e.file_name().into_string().ok())
         {
             if lock_name(&name).is_some()
-                && lock(
-                    &self.host.dir.join(&name),
-                    FlockArg::LockExclusiveNonblock,
-                    Existing,
-                )?
-                .is_none()
+                && self
+                    .host
+                    .lock(&name, FlockArg::LockExclusiveNonblock, Existing)?
+                    .is_none()
             {
                 return Ok(true);
             }
@@ -561,9 +786,11 @@ impl Guard<'_> {
         let Some(accepted) = record.phase.accepted() else {
             return Ok(Liveness::Idle);
         };
-        let path = self.host.dir.join(&accepted.lock);
         Ok(
-            match lock(&path, FlockArg::LockExclusiveNonblock, Existing) {
+            match self
+                .host
+                .lock(&accepted.lock, FlockArg::LockExclusiveNonblock, Existing)
+            {
                 // No lock file: its owner ended the request, or never made one.
                 Err(error) if error.int1 == libc::ENOENT => Liveness::Gone,
                 Err(error) => return Err(error),
@@ -575,7 +802,8 @@ impl Guard<'_> {
         )
     }
 
-    /// Makes and takes the lock of a new request of `owner`.
+    /// Makes and takes the lock of a new request of `owner`. No one else can open it
+    /// (0600): a lock another user held would refuse the request, or hold up its waiters.
     pub fn new_lock(&self, owner: &Owner) -> Result<(HostLock, String)> {
         static REQUESTS: AtomicU64 = AtomicU64::new(0);
         let name = format!(
@@ -584,16 +812,26 @@ impl Guard<'_> {
             owner.start_time,
             REQUESTS.fetch_add(1, Ordering::Relaxed)
         );
-        let path = self.host.dir.join(&name);
-        let held =
-            lock(&path, FlockArg::LockExclusiveNonblock, Fresh(0o644))?.ok_or_else(|| {
-                Error::system(
-                    FUNCTION,
-                    &io::Error::from_raw_os_error(libc::EWOULDBLOCK),
-                    format!("Unable to lock '{}'", path.display()),
-                )
-            })?;
-        Ok((held, name))
+        let taken = self
+            .host
+            .lock(&name, FlockArg::LockExclusiveNonblock, Fresh(0o600))
+            .and_then(|held| {
+                held.ok_or_else(|| {
+                    self.host.failed(
+                        "lock",
+                        &name,
+                        &io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+                    )
+                })
+            });
+        match taken {
+            Ok(held) => Ok((held, name)),
+            Err(error) => {
+                // A refused request leaves nothing behind.
+                let _ = fs::remove_file(self.host.dir.join(&name));
+                Err(error)
+            }
+        }
     }
 
     /// Removes the lock file of a request that is over (whoever still holds it open keeps
@@ -604,32 +842,24 @@ impl Guard<'_> {
 
     /// Replaces the record.
     pub fn write(&self, record: &Record) -> Result<()> {
-        let path = self.host.record_path();
-        let new = self.host.dir.join(format!("request.{}.new", getpid()));
-        let written = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&new)
+        let new = format!("request.{}.new", getpid());
+        // Readable by every process on the host, whatever the writer's umask.
+        let written = self
+            .host
+            .create(&new, OpenOptions::new().write(true), 0o644)
             .and_then(|mut file| {
-                // Readable by every process on the host, whatever the writer's umask.
-                file.set_permissions(Permissions::from_mode(0o644))?;
                 file.write_all(record.to_string().as_bytes())
-            })
-            .and_then(|()| fs::rename(&new, &path));
-        written.map_err(|e| {
-            let _ = fs::remove_file(&new);
-            Error::system(
-                FUNCTION,
-                &e,
-                format!("Unable to write the request record '{}'", path.display()),
-            )
-        })
+                    .and_then(|()| fs::rename(self.host.dir.join(&new), self.host.record_path()))
+                    .map_err(|e| self.host.failed("write the request record", "request", &e))
+            });
+        if written.is_err() {
+            let _ = fs::remove_file(self.host.dir.join(&new));
+        }
+        written
     }
 }
 
-/// Which lock file [`lock`] opens.
+/// Which lock file [`HostRequest::lock`] opens.
 #[derive(Clone, Copy)]
 enum LockFile {
     /// Made with this mode when missing.
@@ -639,66 +869,6 @@ enum LockFile {
     Existing,
 }
 use LockFile::{Create, Existing, Fresh};
-
-/// Opens (and makes) a lock file. An existing one is opened as it is, in one system call:
-/// `virNodeSuspend` opens the guard every time, and its whole cost is a few dozen system
-/// calls (`scripts/bench`).
-fn open_lock_file(path: &Path, kind: LockFile) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).custom_flags(libc::O_CLOEXEC);
-    let (made, mode) = match kind {
-        Existing => return options.open(path),
-        Create(mode) => match options.open(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                (options.write(true).create(true).mode(mode).open(path), mode)
-            }
-            opened => return opened,
-        },
-        Fresh(mode) => {
-            options.write(true).create_new(true).mode(mode);
-            let made = match options.open(path) {
-                // Left by a process of the same pid and start time in another boot's
-                // /run, or one this process could not remove.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    fs::remove_file(path).and_then(|()| options.open(path))
-                }
-                made => made,
-            };
-            (made, mode)
-        }
-    };
-    let made = made?;
-    // The mode asked for, whatever the process's umask.
-    made.set_permissions(Permissions::from_mode(mode))?;
-    Ok(made)
-}
-
-/// A `flock` on `path`; `None` when another open file description holds it and `how` does
-/// not wait.
-fn lock(path: &Path, how: FlockArg, kind: LockFile) -> Result<Option<HostLock>> {
-    let file = open_lock_file(path, kind)
-        .map_err(|e| Error::system(FUNCTION, &e, format!("Unable to open '{}'", path.display())))?;
-    loop {
-        #[allow(deprecated)] // see HostLock: nix's Flock would release it in forked children
-        match nix::fcntl::flock(file.as_raw_fd(), how) {
-            Ok(()) => {
-                return Ok(Some(HostLock {
-                    file,
-                    holder: getpid(),
-                }))
-            }
-            Err(Errno::EWOULDBLOCK) => return Ok(None),
-            Err(Errno::EINTR) => continue,
-            Err(errno) => {
-                return Err(Error::system(
-                    FUNCTION,
-                    &io::Error::from(errno),
-                    format!("Unable to lock '{}'", path.display()),
-                ))
-            }
-        }
-    }
-}
 
 /// Seconds since the epoch on the system clock.
 pub fn now_epoch() -> u64 {
@@ -745,6 +915,7 @@ mod tests {
             Record {
                 phase: Phase::Suspending(accepted()),
                 last: Some(Ended {
+                    request: "lock.41.6.3".into(),
                     ending: Ending::Failed,
                     target: Target::Mem,
                     error: Some(RecordedError {
@@ -757,6 +928,7 @@ mod tests {
             Record {
                 phase: Phase::Pending(accepted()),
                 last: Some(Ended {
+                    request: "lock.41.6.4".into(),
                     ending: Ending::Back,
                     target: Target::Disk,
                     error: None,
@@ -853,7 +1025,7 @@ mod tests {
         let lock = &record.phase.accepted().unwrap().lock;
         assert_eq!(
             (mode(""), mode("guard"), mode(lock), mode("request")),
-            (0o755, 0o600, 0o644, 0o644)
+            (0o755, 0o600, 0o600, 0o644)
         );
     }
 

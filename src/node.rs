@@ -47,7 +47,7 @@ use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
 use crate::host::{
     self, already_in_progress, Accepted, Ended, Ending, Guard, HostLock, HostRequest, Liveness,
-    Owner, Record, RecordedError,
+    Owner, Record, RecordedError, Waited,
 };
 use crate::libvirt::{self, LogPriority};
 use crate::rtc::Rtc;
@@ -60,6 +60,8 @@ const SUSPEND: &str = "virNodeSuspend";
 const ABORT_LOOK_INTERVAL: Duration = Duration::from_millis(250);
 
 const ABORT: &str = "virNodeSuspendAbort";
+
+const WAIT: &str = "virNodeSuspendWait";
 
 /// After the alarm, the time a host may take to come back (resuming from hibernation reads
 /// the whole image) before a backend that is waiting for it gives up.
@@ -444,26 +446,58 @@ impl NodeSuspend {
         if self.request_state() != Request::Idle {
             return self.wait_until_over().map(|outcome| outcome.result);
         }
-        let mut record = self.inner.host.read().ok()?;
-        if let Some(accepted) = record.phase.accepted().cloned() {
-            // One that cannot be waited for (its lock unreadable) is not reported as over.
-            if let Err(error) = self.inner.host.wait_while_owned(&accepted) {
-                return Some(Err(error));
-            }
-            record = self.inner.host.read().ok()?;
-            if record.phase.accepted() == Some(&accepted) {
-                // Its lock is free and the request not over: its process died.
-                self.settle_abandoned();
-                record = self.inner.host.read().ok()?;
-            }
-        } else if let Some(outcome) = self.wait_until_over() {
-            return Some(outcome.result);
+        let record = match self.inner.host.read() {
+            Ok(record) => record,
+            Err(error) => return Some(Err(error)),
+        };
+        match record.phase.accepted() {
+            Some(accepted) => Some(self.wait_for_host_request(accepted)),
+            None => match self.wait_until_over() {
+                Some(outcome) => Some(outcome.result),
+                None => record.last.map(|last| last.result()),
+            },
         }
-        let last = record.last?;
-        Some(match last.error {
-            None => Ok(()),
-            Some(error) => Err(error.to_error("virNodeSuspendWait")),
-        })
+    }
+
+    /// Waits for `accepted`, a request of another process, and tells how it ended: the
+    /// outcome recorded for it and never another request's. A request whose owner died is
+    /// settled as abandoned on the way, or where this process may not (an unprivileged
+    /// caller), reported as such.
+    fn wait_for_host_request(&self, accepted: &Accepted) -> Result<()> {
+        loop {
+            let record = match self.inner.host.wait_for(accepted)? {
+                Waited::Over(record) => record,
+                Waited::OwnerGone => {
+                    let guard = match self.inner.host.guard() {
+                        Ok(guard) => guard,
+                        Err(error) if host::is_not_permitted(&error) => {
+                            return Err(abandoned_unsettled(accepted))
+                        }
+                        Err(error) => return Err(error),
+                    };
+                    let record = guard.read()?;
+                    match record.phase.accepted() == Some(accepted) {
+                        true if guard.liveness(&record)? == Liveness::Gone => {
+                            settle_abandoned(&self.inner.config, &guard, record)
+                        }
+                        // Its owner was between two steps: not gone after all.
+                        true => continue,
+                        false => record,
+                    }
+                }
+            };
+            return match record.last {
+                Some(last) if last.request == accepted.lock => last.result(),
+                _ => Err(Error::new(
+                    ErrorCode::OperationFailed,
+                    WAIT,
+                    format!(
+                        "the suspend request of process {} is over, but a later request has replaced its outcome",
+                        accepted.owner.pid
+                    ),
+                )),
+            };
+        }
     }
 
     /// `virNodeSuspendGetInfo`: the host's request and how the last one ended, from the
@@ -523,11 +557,11 @@ impl NodeSuspend {
         disarm_recorded_alarm(&self.inner.config, accepted)?;
         let aborted = Record {
             phase: host::Phase::Idle,
-            last: Some(Ended {
-                ending: Ending::Aborted,
-                target: accepted.target,
-                error: Some(RecordedError::from(&aborted_by(Some(getpid().as_raw())))),
-            }),
+            last: Some(Ended::of(
+                accepted,
+                Ending::Aborted,
+                Some(RecordedError::from(&aborted_by(Some(getpid().as_raw())))),
+            )),
         };
         guard.write(&aborted)?;
         drop(guard);
@@ -702,6 +736,20 @@ fn aborted_by(by: Option<i32>) -> Error {
     Error::new(ErrorCode::OperationAborted, SUSPEND, info)
 }
 
+/// The error of a wait for a request whose process ended before it did, where the waiter
+/// may not settle it (only root may change the host's record).
+#[cold]
+fn abandoned_unsettled(accepted: &Accepted) -> Error {
+    Error::new(
+        ErrorCode::OperationFailed,
+        WAIT,
+        format!(
+            "process {} ended before its suspend request was over; the request is abandoned, but only root can settle it",
+            accepted.owner.pid
+        ),
+    )
+}
+
 /// Disarms the alarm the record says `accepted` armed, if it still holds its value (an
 /// alarm file no clock has is none of the library's: left alone).
 fn disarm_recorded_alarm(config: &Config, accepted: &Accepted) -> Result<()> {
@@ -745,15 +793,15 @@ fn settle_abandoned(config: &Config, guard: &Guard, record: Record) -> Record {
     );
     let settled = Record {
         phase: host::Phase::Idle,
-        last: Some(Ended {
-            ending: Ending::Abandoned,
-            target: accepted.target,
-            error: Some(RecordedError {
+        last: Some(Ended::of(
+            &accepted,
+            Ending::Abandoned,
+            Some(RecordedError {
                 code: ErrorCode::OperationFailed,
                 domain: crate::error::DOMAIN_NONE,
                 message: error,
             }),
-        }),
+        )),
     };
     let _ = guard.write(&settled);
     guard.remove_lock(&accepted);
@@ -817,15 +865,15 @@ fn work(inner: &Inner) {
             .unwrap_or_else(|_| Err(failed_unexpectedly(backend)));
         let ended = Record {
             phase: host::Phase::Idle,
-            last: Some(Ended {
-                ending: match &result {
+            last: Some(Ended::of(
+                &job.accepted,
+                match &result {
                     Ok(()) => Ending::Back,
                     Err(e) if e.code == ErrorCode::OperationAborted => Ending::Aborted,
                     Err(_) => Ending::Failed,
                 },
-                target,
-                error: result.as_ref().err().map(RecordedError::from),
-            }),
+                result.as_ref().err().map(RecordedError::from),
+            )),
         };
         // The lock is released once the record tells how the request ended, under the guard:
         // whoever takes the guard next finds the lock free and the record idle. A request
@@ -1448,9 +1496,12 @@ mod tests {
         assert_eq!(wait_idle(&first).result, Ok(()));
         let ended = record(&root);
         assert_eq!(ended.phase, host::Phase::Idle);
+        let request = ended.last.as_ref().unwrap().request.clone();
+        assert!(request.starts_with(&format!("lock.{}.", std::process::id())));
         assert_eq!(
             ended.last,
             Some(Ended {
+                request,
                 ending: Ending::Back,
                 target: Target::Mem,
                 error: None
@@ -1520,6 +1571,7 @@ mod tests {
             Record {
                 phase: host::Phase::Idle,
                 last: Some(Ended {
+                    request: "lock.4000000.1.0".into(),
                     ending: Ending::Abandoned,
                     target: Target::Mem,
                     error: Some(RecordedError {
