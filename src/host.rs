@@ -707,7 +707,7 @@ impl HostRequest {
                 Err(error) if error.int1 == libc::ENOENT => {
                     match self.create(name, options.write(true).create_new(true), mode) {
                         Err(error) if error.int1 == libc::EEXIST => {
-                            self.open(name, &mut OpenOptions::new().read(true))
+                            self.open(name, OpenOptions::new().read(true))
                         }
                         made => made,
                     }
