@@ -215,9 +215,11 @@ impl Hibernation {
                 _ => continue,
             };
             let path = unescape(path);
-            let relative = path.strip_prefix(b"/").unwrap_or(&path);
+            let Some(path) = under_root(&self.root, Path::new(OsStr::from_bytes(&path))) else {
+                return Err(garbled());
+            };
             entries.push(SwapEntry {
-                path: self.root.join(OsStr::from_bytes(relative)),
+                path,
                 kind,
                 size_kb,
                 used_kb,
@@ -278,6 +280,18 @@ impl Hibernation {
         }
         Ok(())
     }
+}
+
+/// `path`, a swap area as the kernel names it (absolute, no `.` or `..`: `d_path`), under
+/// `root`; `None` for any other path, which would name a file outside the root.
+fn under_root(root: &Path, path: &Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let mut components = path.components();
+    (components.next() == Some(Component::RootDir)).then_some(())?;
+    components.try_fold(root.to_owned(), |under, component| match component {
+        Component::Normal(name) => Some(under.join(name)),
+        _ => None,
+    })
 }
 
 /// The file's bytes, `None` when it does not exist; any other failure is a reason.
@@ -477,6 +491,17 @@ mod tests {
         assert_eq!(unescape(b"/swap\\040file"), b"/swap file");
         assert_eq!(unescape(b"/a\\\\b\\9"), b"/a\\\\b\\9");
         assert_eq!(unescape(b"/back\\134slash"), b"/back\\slash");
+    }
+
+    #[test]
+    fn swap_paths_stay_under_the_root() {
+        let root = Path::new("/fake");
+        let under = |path: &str| under_root(root, Path::new(path));
+        assert_eq!(under("/dev/vda2"), Some("/fake/dev/vda2".into()));
+        assert_eq!(under("//etc/shadow"), Some("/fake/etc/shadow".into()));
+        for outside in ["/dev/../../etc/shadow", "/..", "swapfile", ""] {
+            assert_eq!(under(outside), None, "{outside}");
+        }
     }
 
     #[test]
