@@ -1029,6 +1029,93 @@ mod tests {
         );
     }
 
+    /// The error of a directory or file not to be trusted, from a thread that could hang
+    /// on it (10 s at most).
+    fn refused(what: impl FnOnce() -> Result<()> + Send + 'static) -> Error {
+        let (answer, answered) = std::sync::mpsc::channel();
+        std::thread::spawn(move || answer.send(what()));
+        answered
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("an answer at once")
+            .unwrap_err()
+    }
+
+    #[test]
+    fn directory_that_is_not_roots_alone_is_not_trusted() {
+        use std::os::unix::fs::{chown, symlink};
+        let layouts: [(&str, fn(&Path)); 4] = [
+            ("writable by others", |dir| {
+                fs::set_permissions(dir, Permissions::from_mode(0o777)).unwrap()
+            }),
+            ("writable by its group", |dir| {
+                fs::set_permissions(dir, Permissions::from_mode(0o775)).unwrap()
+            }),
+            ("another user's", |dir| {
+                chown(dir, Some(65534), Some(65534)).unwrap()
+            }),
+            ("a link to a directory", |dir| {
+                fs::remove_dir(dir).unwrap();
+                symlink(dir.with_file_name("elsewhere"), dir).unwrap();
+            }),
+        ];
+        for (layout, lay_out) in layouts {
+            let root = FakeRoot::new();
+            let dir = root.path().join("run/virnodesuspend");
+            fs::create_dir_all(&dir).unwrap();
+            fs::create_dir(dir.with_file_name("elsewhere")).unwrap();
+            lay_out(&dir);
+            let host = HostRequest::new(root.path());
+            let expected = format!(
+                "internal error: '{}' is not a directory of root's that only root may write to: nothing in it is trusted",
+                dir.display()
+            );
+            assert_eq!(
+                host.guard().err().map(|e| e.message.clone()),
+                Some(expected.clone()),
+                "{layout}"
+            );
+            assert_eq!(
+                host.read().map_err(|e| e.message.clone()),
+                Err(expected),
+                "{layout}"
+            );
+            assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "{layout}: written");
+        }
+    }
+
+    #[test]
+    fn link_in_place_of_the_new_record_is_not_followed() {
+        let root = FakeRoot::new().file("etc/shadow", "root's");
+        let host = HostRequest::new(root.path());
+        let guard = host.guard().unwrap();
+        let new = root
+            .path()
+            .join(format!("run/virnodesuspend/request.{}.new", getpid()));
+        std::os::unix::fs::symlink(root.path().join("etc/shadow"), new).unwrap();
+        guard.write(&Record::default()).unwrap();
+        assert_eq!(root.read("etc/shadow"), "root's");
+        assert_eq!(root.read("run/virnodesuspend/request"), "state=idle\n");
+    }
+
+    #[test]
+    fn fifo_in_place_of_the_guard_or_the_record_fails_at_once() {
+        for name in ["guard", "request"] {
+            let root = FakeRoot::new();
+            let dir = root.path().join("run/virnodesuspend");
+            fs::create_dir_all(&dir).unwrap();
+            nix::unistd::mkfifo(&dir.join(name), nix::sys::stat::Mode::S_IRWXU).unwrap();
+            let host = HostRequest::new(root.path());
+            let e = refused(move || host.guard().and_then(|guard| guard.read()).map(drop));
+            assert_eq!(
+                e.message,
+                format!(
+                    "internal error: '{}' is not a regular file: it is none of the library's",
+                    dir.join(name).display()
+                )
+            );
+        }
+    }
+
     #[test]
     fn this_process_has_a_start_time() {
         let owner = Owner::this_process().unwrap();

@@ -991,7 +991,8 @@ mod tests {
     use super::*;
     use crate::backend::SuspendFailure;
     use crate::host::HostRequest;
-    use crate::testing::FakeRoot;
+    use crate::testing::{as_nobody, rerun_as_nobody, FakeRoot, NOBODYS_ROOT};
+    use std::path::Path;
     use std::sync::Barrier;
     use std::time::Instant;
 
@@ -1813,6 +1814,201 @@ mod tests {
             e.message.ends_with("No space left on device"),
             "{}",
             e.message
+        );
+    }
+
+    /// Waits (30 s at most) until `done`.
+    fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Calls `wait` of a node of its own on `root` (as another process would), on a thread
+    /// that is asleep in it when this returns; its answer comes through the receiver.
+    fn waiting(root: &FakeRoot) -> std::sync::mpsc::Receiver<Option<Result<()>>> {
+        let other = node(root, 0);
+        let (answer, answered) = std::sync::mpsc::channel();
+        let (tid, told) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            tid.send(nix::unistd::gettid()).unwrap();
+            let _ = answer.send(other.wait());
+        });
+        let stat = format!("/proc/self/task/{}/stat", told.recv().unwrap());
+        until("the waiter sleeps", || {
+            std::fs::read_to_string(&stat)
+                .is_ok_and(|stat| stat.rsplit_once(") ").unwrap().1.starts_with('S'))
+        });
+        answered
+    }
+
+    /// Whether /proc/locks shows process `pid` holding or waiting for a lock.
+    fn has_a_lock(pid: u32) -> bool {
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+                fields.get(4) == Some(&pid.to_string().as_str())
+            })
+    }
+
+    #[test]
+    fn another_user_cannot_hold_up_a_wait_for_the_request() {
+        let root = host();
+        let owner = node(&root, 3600);
+        owner.suspend(0, 3650, 0).unwrap();
+        let lock = record(&root).phase.accepted().unwrap().lock.clone();
+        // Nobody's exclusive flock on the request's lock, queued behind the owner's.
+        let mut flock = as_nobody(Path::new("/usr/bin/flock"))
+            .arg("--exclusive")
+            .arg(root.path().join("run/virnodesuspend").join(lock))
+            .args(["sleep", "60"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        until("nobody's flock has failed or is queued", || {
+            flock.try_wait().unwrap().is_some() || has_a_lock(flock.id())
+        });
+        let answered = waiting(&root);
+        owner.abort(0).unwrap();
+        let answer = answered.recv_timeout(Duration::from_secs(10));
+        let _ = flock.kill();
+        let status = flock.wait().unwrap();
+        let e = answer
+            .expect("the wait is over when the request is")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::OperationAborted);
+        // It could not even open the lock.
+        assert_eq!(status.code(), Some(66), "flock(1)'s EX_NOINPUT");
+    }
+
+    #[test]
+    fn another_user_cannot_get_requests_refused_nor_leave_lock_files() {
+        let root = host();
+        let node = node(&root, 3600);
+        let dir = root.path().join("run/virnodesuspend");
+        drop(HostRequest::new(root.path()).guard().unwrap());
+        // Nobody takes every request's lock it can, over and over.
+        const TAKE_EVERY_LOCK: &str = r#"
+import fcntl, os, sys
+held = []
+print("taking", flush=True)
+while True:
+    for name in os.listdir(sys.argv[1]):
+        if name.startswith("lock."):
+            try:
+                fd = os.open(os.path.join(sys.argv[1], name), os.O_RDONLY)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = held[-50:] + [fd]
+            except OSError:
+                pass
+"#;
+        let mut taker = as_nobody(Path::new("/usr/bin/python3"))
+            .args(["-c", TAKE_EVERY_LOCK])
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut taking = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(taker.stdout.take().unwrap()),
+            &mut taking,
+        )
+        .unwrap();
+        let refused = (0..40)
+            .filter(|_| match node.suspend(0, 3650, 0) {
+                Ok(()) => {
+                    end_pending(&node);
+                    false
+                }
+                Err(_) => true,
+            })
+            .count();
+        let _ = taker.kill();
+        let _ = taker.wait();
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|name| name.starts_with("lock."))
+            .collect();
+        assert_eq!((taking.as_str(), refused, left), ("taking\n", 0, vec![]));
+    }
+
+    /// The record of a process that died with its request pending, after a request that
+    /// ended with the host back.
+    fn left_behind_after_one_back(root: &FakeRoot) {
+        left_behind(root, host::Phase::Pending);
+        let host = HostRequest::new(root.path());
+        let guard = host.guard().unwrap();
+        let mut record = guard.read().unwrap();
+        record.last = Some(Ended {
+            request: "lock.4000000.1.7".into(),
+            ending: Ending::Back,
+            target: Target::Mem,
+            error: None,
+        });
+        guard.write(&record).unwrap();
+    }
+
+    #[test]
+    fn wait_for_a_request_whose_process_died_tells_it_abandoned_not_the_one_before() {
+        let root = host();
+        left_behind_after_one_back(&root);
+        // Another process is changing the record.
+        let host = HostRequest::new(root.path());
+        let busy = host.guard().unwrap();
+        let answered = waiting(&root);
+        assert!(
+            answered.recv_timeout(Duration::from_secs(1)).is_err(),
+            "told before the request could be settled"
+        );
+        drop(busy);
+        let e = answered
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                ErrorCode::OperationFailed,
+                "process 4000000 ended before the suspend started"
+            )
+        );
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
+
+    #[test]
+    fn wait_of_another_user_for_a_request_whose_process_died_tells_it_abandoned() {
+        let root = host();
+        left_behind_after_one_back(&root);
+        let before = record(&root);
+        rerun_as_nobody("node::tests::nobodys_wait_for_an_abandoned_request", &root);
+        // Only root may settle it.
+        assert_eq!(record(&root), before);
+    }
+
+    #[test]
+    #[ignore = "run as nobody by wait_of_another_user_for_a_request_whose_process_died_tells_it_abandoned"]
+    fn nobodys_wait_for_an_abandoned_request() {
+        let root = std::env::var_os(NOBODYS_ROOT).unwrap();
+        let node = NodeSuspend::new(Config {
+            root: root.into(),
+            backends: vec![BackendKind::Kernel],
+            ..Config::default()
+        });
+        let e = node.wait().unwrap().unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                ErrorCode::OperationFailed,
+                "operation failed: process 4000000 ended before its suspend request was over; the request is abandoned, but only root can settle it"
+            )
         );
     }
 

@@ -124,6 +124,50 @@ impl Drop for FakeRoot {
     }
 }
 
+/// A command run as another local user: nobody (uid and gid 65534, no supplementary
+/// groups), through util-linux's setpriv. The tests run as root.
+pub fn as_nobody(program: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program);
+    command
+}
+
+/// The variable that hands a test run again as nobody its fake root.
+pub const NOBODYS_ROOT: &str = "VIRNODESUSPEND_TEST_NOBODYS_ROOT";
+
+/// Runs the test `name` of this test binary again as nobody, on `root`, and returns what it
+/// printed; panics unless it passed. The test is `#[ignore]`d (it runs only so) and finds
+/// the root in [`NOBODYS_ROOT`].
+pub fn rerun_as_nobody(name: &str, root: &FakeRoot) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    // A copy nobody may run, wherever the build is (a clone under /root, say).
+    let copy = FakeRoot::new();
+    let program = copy.path().join("tests");
+    fs::copy(std::env::current_exe().unwrap(), &program).unwrap();
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    let output = as_nobody(&program)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(NOBODYS_ROOT, root.path())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && printed.contains("1 passed"),
+        "{name} as nobody: {}\n{printed}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
 /// A real dbus-daemon with the stand-in logind of tests/abi/logind_standin.py on it,
 /// configured with `config` (its JSON: answers and sleep behaviour).
 pub struct PrivateBus {
