@@ -1043,7 +1043,8 @@ mod tests {
     #[test]
     fn directory_that_is_not_roots_alone_is_not_trusted() {
         use std::os::unix::fs::{chown, symlink};
-        let layouts: [(&str, fn(&Path)); 4] = [
+        type LayOut = fn(&Path);
+        let layouts: [(&str, LayOut); 4] = [
             ("writable by others", |dir| {
                 fs::set_permissions(dir, Permissions::from_mode(0o777)).unwrap()
             }),
