@@ -309,26 +309,24 @@ static const char *let_the_held_suspend_write(void)
     return written;
 }
 
-/* Whether process `pid` is blocked taking a shared flock(2), as /proc/locks shows a blocked
- * request ("N: -> FLOCK ADVISORY READ PID DEV:INODE ..."). The library takes a shared
- * flock in one place only: a virNodeSuspendWait waiting on a request's lock. */
-static bool blocked_in_a_shared_flock(pid_t pid)
+static bool read_text(const char *path, char *text, size_t size)
 {
-    FILE *locks = fopen("/proc/locks", "r");
-    char line[512];
-    bool blocked = false;
-    CHECK(locks != NULL);
-    while (!blocked && fgets(line, sizeof(line), locks) != NULL) {
-        char *tokens[6], *rest = NULL;
-        int n = 0;
-        for (char *token = strtok_r(line, " \t\n", &rest); token != NULL && n < 6;
-             token = strtok_r(NULL, " \t\n", &rest))
-            tokens[n++] = token;
-        blocked = n == 6 && strcmp(tokens[1], "->") == 0 && strcmp(tokens[2], "FLOCK") == 0 &&
-                  strcmp(tokens[4], "READ") == 0 && strtol(tokens[5], NULL, 10) == pid;
-    }
-    fclose(locks);
-    return blocked;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, text, size - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    return n > 0;
+}
+
+/* Whether process `pid` is asleep in poll(2), as its wchan shows: the library polls in one
+ * place only, a virNodeSuspendWait watching the record of another process's request. */
+static bool waiting_for_the_record(pid_t pid)
+{
+    char path[64], wchan[128];
+    snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+    return read_text(path, wchan, sizeof(wchan)) && strstr(wchan, "poll") != NULL;
 }
 
 /* The processes a WAIT_FOR below is about (WAIT_FOR's predicates take no argument). */
@@ -342,11 +340,11 @@ static void watch(const pid_t *pids, size_t count)
     watched_count = count;
 }
 
-/* Whether every watched process is blocked in its virNodeSuspendWait on the request's lock. */
+/* Whether every watched process is asleep in its virNodeSuspendWait, watching the record. */
 static bool watched_wait_on_the_request(void)
 {
     for (size_t i = 0; i < watched_count; i++)
-        if (!blocked_in_a_shared_flock(watched[i]))
+        if (!waiting_for_the_record(watched[i]))
             return false;
     return true;
 }
@@ -371,17 +369,6 @@ static int descriptors_open_on(const char *path)
     }
     closedir(fds);
     return count;
-}
-
-static bool read_text(const char *path, char *text, size_t size)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, text, size - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return n > 0;
 }
 
 /*
@@ -509,7 +496,7 @@ static void race_in_a_process(void *arg)
     pthread_barrier_destroy(&race->start);
     CHECK(accepted <= 1);
     /* The winner's own request; a loser waits for the winner's, the host's request (the
-     * case sees it blocked on the request's lock), and gets its outcome. Either returns
+     * case sees it asleep watching the record), and gets its outcome. Either returns
      * once the case has read what the winner's worker writes to the FIFO. */
     CHECK(virNodeSuspendWait() == 0);
     CHECK(virNodeSuspendGetLastError() == NULL);
@@ -565,7 +552,7 @@ static void processes_and_threads_racing_on_one_host_get_one_request(void)
     CHECK(loser_count == PROCESSES - 1);
     watch(losers, loser_count);
     WAIT_FOR(watched_wait_on_the_request);
-    printf("# the %zu losing processes are blocked in virNodeSuspendWait on the request's lock\n", loser_count);
+    printf("# the %zu losing processes are asleep in virNodeSuspendWait, watching the record\n", loser_count);
 
     /* What the winner writes: no one else may write, then or later (the FIFO stays open
      * for reading until every process is gone, so that a later write would be kept). */
@@ -1041,7 +1028,8 @@ struct seen {
     int lock_descriptors_after;  /*   and after it (-1: not counted) */
     char last_error[256];
     char message[256]; /* its error, when ret is -1 */
-    char blocked[512]; /* what kept it from reading the request's files ("": nothing) */
+    char blocked[512]; /* what kept it from reading the record ("": nothing) */
+    bool lock_readable; /* whether it could open the request's lock */
 };
 
 /* The value of `key` in the host's request record, as this process can read it (in a static
@@ -1125,8 +1113,7 @@ static struct seen look(bool count_lock)
         snprintf(seen.message, sizeof(seen.message), "%s", virNodeSuspendGetLastErrorMessage());
     }
     first_blocking_component(seen.blocked, sizeof(seen.blocked), root_path(RECORD), R_OK);
-    if (lock[0])
-        first_blocking_component(seen.blocked, sizeof(seen.blocked), lock, R_OK);
+    seen.lock_readable = lock[0] && access(lock, R_OK) == 0;
     return seen;
 }
 
@@ -1202,7 +1189,7 @@ static void look_and_wait_as_nobody(void *arg)
 
 static int answered_fd;
 
-/* Whether the watched process waits on the request's lock, or has answered (the case then
+/* Whether the watched process waits for the request, or has answered (the case then
  * tells that it did not wait). */
 static bool watched_wait_or_answered(void)
 {
@@ -1238,17 +1225,18 @@ static void unprivileged_process_waits_for_roots_request_until_it_is_aborted(voi
     printf("# modes: fake root %04o, %s %04o, request %04o, guard %04o, %s %04o\n", file_mode("."), RUN_DIR,
            file_mode(RUN_DIR), file_mode(RECORD), file_mode(RUN_DIR "/guard"), lock, file_mode(lock));
     CHECK(file_mode(RUN_DIR "/guard") == 0600);
-    CHECK(file_mode(lock) == 0644);
+    CHECK(file_mode(lock) == 0600);
 
     signal_once(pipes.go[1]);
     struct seen seen = receive_seen(pipes.seen[0]);
     CHECK(seen.blocked[0] == '\0');
+    CHECK(!seen.lock_readable); /* a lock it could open, it could hold */
     CHECK(seen.ret == 0);
     CHECK(seen.state == VIR_NODE_SUSPEND_STATE_PENDING);
     CHECK(seen.owner == (int)getpid());
     CHECK(seen.wake_at == 1800003651);
 
-    /* Its wait waits on the request's lock. */
+    /* Its wait watches the record (it could not even open the lock). */
     answered_fd = pipes.answered[0];
     watch(&nobody, 1);
     WAIT_FOR(watched_wait_or_answered);
@@ -1258,7 +1246,7 @@ static void unprivileged_process_waits_for_roots_request_until_it_is_aborted(voi
                early.message);
         CHECK(!"nobody's virNodeSuspendWait waits for the request");
     }
-    printf("# nobody (pid %d) is blocked in virNodeSuspendWait on %s\n", (int)nobody, lock);
+    printf("# nobody (pid %d) is asleep in virNodeSuspendWait, watching the record\n", (int)nobody);
     CHECK(record_has("state=pending"));
     CHECK(record_has("pid=%d", (int)getpid()));
     CHECK_STR(root_read(WAKEALARM), "1800003651");
@@ -1452,7 +1440,7 @@ static void child_forked_while_suspending_whose_parent_is_killed_sees_the_reques
     watch(&c, 1);
     WAIT_FOR(watched_wait_or_answered);
     CHECK(!readable_now(pipes.answered[0]));
-    printf("# the child (pid %d) is blocked in virNodeSuspendWait on %s\n", (int)c, lock);
+    printf("# the child (pid %d) is asleep in virNodeSuspendWait, watching the record\n", (int)c);
 
     /* P dies while suspending: its lock goes with it, as the child's copy is gone. */
     int status;

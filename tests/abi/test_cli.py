@@ -165,17 +165,11 @@ def wait_until(condition, what):
         time.sleep(0.01)
 
 
-def waiting_for_a_lock(pid):
-    """Whether process PID is blocked in flock(2) (a waiter's line in /proc/locks reads
-    "N: -> FLOCK  ADVISORY  READ  PID ...")."""
-    with open("/proc/locks") as locks:
-        for line in locks:
-            fields = line.split()
-            if "->" in fields:
-                waiter = fields[fields.index("->") + 1 :]
-                if waiter[0] == "FLOCK" and int(waiter[3]) == pid:
-                    return True
-    return False
+def waiting_for_the_record(pid):
+    """Whether process PID is asleep in poll(2), as its wchan shows: the library polls in
+    one place only, a wait watching the record of another process's request."""
+    with open(f"/proc/{pid}/wchan") as wchan:
+        return "poll" in wchan.read()
 
 
 def utc(seconds):
@@ -333,7 +327,7 @@ def test_wait_in_another_process_returns_when_the_host_is_back(fake_root):
         )
         assert status(fake_root.path)["state"] == "suspending"
         waiter = start("wait", root=fake_root.path)
-        wait_until(lambda: waiting_for_a_lock(waiter.pid), "wait blocks on the request's lock")
+        wait_until(lambda: waiting_for_the_record(waiter.pid), "the wait watches the record")
         assert waiter.poll() is None
         with open(state) as fifo:
             assert fifo.read() == "mem"
@@ -351,7 +345,7 @@ def test_wait_in_another_process_returns_when_the_host_is_back(fake_root):
 
 def test_wait_in_another_process_exits_1_when_the_request_is_aborted(fake_root, pending):
     waiter = start("wait", root=fake_root.path)
-    wait_until(lambda: waiting_for_a_lock(waiter.pid), "wait blocks on the request's lock")
+    wait_until(lambda: waiting_for_the_record(waiter.pid), "the wait watches the record")
     aborter = start("abort", root=fake_root.path)
     assert finished(aborter)[0] == 0
     error = f"operation aborted: the suspend request was aborted by process {aborter.pid}"
