@@ -216,8 +216,12 @@ int virNodeSuspendGetTargetMask(unsigned int *bitmask);
  *
  * A request is carried out by a thread of the process that made it, after
  * `virNodeSuspend` returned: a program that would exit right after it (a command-line
- * tool) waits here instead, or the suspend never happens. Another process waits without
- * polling: the owner holds a lock for the life of its request.
+ * tool) waits here instead, or the suspend never happens. Another process, of any user,
+ * watches the host's record change and looks at the owner's process every half second;
+ * it reports the outcome recorded for the request it waited for, never another's. A
+ * request whose process ended before it did is settled as abandoned on the way (-1,
+ * `VIR_ERR_OPERATION_FAILED`, 9), or, where the caller may not settle it (not root),
+ * reported as abandoned with the same code.
  */
 int virNodeSuspendWait(void);
 
