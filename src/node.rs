@@ -1892,20 +1892,26 @@ mod tests {
         let node = node(&root, 3600);
         let dir = root.path().join("run/virnodesuspend");
         drop(HostRequest::new(root.path()).guard().unwrap());
-        // Nobody takes every request's lock it can, over and over.
+        // Nobody takes each request's lock it can, as soon as the file is made.
         const TAKE_EVERY_LOCK: &str = r#"
-import fcntl, os, sys
+import ctypes, fcntl, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+directory = sys.argv[1].encode()
+made = libc.inotify_init()
+assert made >= 0 and libc.inotify_add_watch(made, directory, 0x100) >= 0  # IN_CREATE
 held = []
 print("taking", flush=True)
 while True:
-    for name in os.listdir(sys.argv[1]):
-        if name.startswith("lock."):
-            try:
-                fd = os.open(os.path.join(sys.argv[1], name), os.O_RDONLY)
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held = held[-50:] + [fd]
-            except OSError:
-                pass
+    events = os.read(made, 65536)
+    while events:
+        length = struct.unpack_from("iIII", events)[3]
+        name, events = events[16 : 16 + length].rstrip(b"\0"), events[16 + length :]
+        try:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = held[-50:] + [fd]
+        except OSError:
+            pass
 "#;
         let mut taker = as_nobody(Path::new("/usr/bin/python3"))
             .args(["-c", TAKE_EVERY_LOCK])
