@@ -678,20 +678,25 @@ impl HostRequest {
         }
     }
 
-    /// Makes `name` anew, with `mode` whatever the process's umask; a leftover of the same
-    /// name (an earlier boot's, or one a failed write left) is replaced, never opened.
-    fn create(&self, name: &str, options: &mut OpenOptions, mode: u32) -> Result<File> {
-        options.create_new(true).mode(mode);
-        let file = match self.open(name, options) {
-            Err(error) if error.int1 == libc::EEXIST => {
-                let _ = fs::remove_file(self.dir.join(name));
-                self.open(name, options)?
-            }
-            made => made?,
-        };
+    /// Makes `name`, with `mode` whatever the process's umask; fails (`EEXIST`) where the
+    /// name is taken, whatever by.
+    fn make(&self, name: &str, options: &mut OpenOptions, mode: u32) -> Result<File> {
+        let file = self.open(name, options.create_new(true).mode(mode))?;
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(|e| self.failed("open", name, &e))?;
         Ok(file)
+    }
+
+    /// Makes `name` anew: a leftover of the same name (an earlier boot's, or one a failed
+    /// write left; the name is this process's own) is replaced, never opened.
+    fn make_anew(&self, name: &str, options: &mut OpenOptions, mode: u32) -> Result<File> {
+        match self.make(name, options, mode) {
+            Err(error) if error.int1 == libc::EEXIST => {
+                let _ = fs::remove_file(self.dir.join(name));
+                self.make(name, options, mode)
+            }
+            made => made,
+        }
     }
 
     /// Opens (and makes) a lock file. An existing one is opened as it is, in one system
@@ -703,18 +708,17 @@ impl HostRequest {
         match kind {
             Existing => self.open(name, &mut options),
             Create(mode) => match self.open(name, &mut options.clone()) {
-                // Made by whoever comes first: another process may make it meanwhile.
+                // Made by whoever comes first: another process may make it meanwhile, and
+                // then its file is the one (replacing it would make two guards).
                 Err(error) if error.int1 == libc::ENOENT => {
-                    match self.create(name, options.write(true).create_new(true), mode) {
-                        Err(error) if error.int1 == libc::EEXIST => {
-                            self.open(name, OpenOptions::new().read(true))
-                        }
+                    match self.make(name, options.clone().write(true), mode) {
+                        Err(error) if error.int1 == libc::EEXIST => self.open(name, &mut options),
                         made => made,
                     }
                 }
                 opened => opened,
             },
-            Fresh(mode) => self.create(name, options.write(true), mode),
+            Fresh(mode) => self.make_anew(name, options.write(true), mode),
         }
     }
 
@@ -846,7 +850,7 @@ impl Guard<'_> {
         // Readable by every process on the host, whatever the writer's umask.
         let written = self
             .host
-            .create(&new, OpenOptions::new().write(true), 0o644)
+            .make_anew(&new, OpenOptions::new().write(true), 0o644)
             .and_then(|mut file| {
                 file.write_all(record.to_string().as_bytes())
                     .and_then(|()| fs::rename(self.host.dir.join(&new), self.host.record_path()))
@@ -1114,6 +1118,35 @@ mod tests {
                     dir.join(name).display()
                 )
             );
+        }
+    }
+
+    #[test]
+    fn callers_racing_to_make_the_guard_share_one() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::{Arc, Barrier};
+        for _ in 0..20 {
+            let root = Arc::new(FakeRoot::new());
+            let start = Arc::new(Barrier::new(8));
+            let inside = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let callers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (root, start) = (Arc::clone(&root), Arc::clone(&start));
+                    let (inside, most) = (Arc::clone(&inside), Arc::clone(&most));
+                    std::thread::spawn(move || {
+                        // A file description of its own, as another process has.
+                        let host = HostRequest::new(root.path());
+                        start.wait();
+                        let _guard = host.guard().unwrap();
+                        most.fetch_max(inside.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            callers.into_iter().for_each(|c| c.join().unwrap());
+            assert_eq!(most.load(Ordering::SeqCst), 1);
         }
     }
 
