@@ -1674,8 +1674,10 @@ mod tests {
         other.abort(0).unwrap();
         // Accepted before the aborted owner's worker has looked at the record.
         other.suspend(1, 3650, 0).unwrap();
+        // Its own request's outcome (`wait` would wait for the host's request in progress,
+        // the new one, once the owner's worker has seen the abort).
         assert_eq!(
-            owner.wait().unwrap().unwrap_err().code,
+            owner.wait_until_over().unwrap().result.unwrap_err().code,
             ErrorCode::OperationAborted
         );
         let host::Phase::Pending(accepted) = record(&root).phase else {
