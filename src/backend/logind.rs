@@ -538,4 +538,126 @@ mod tests {
             e.message
         );
     }
+
+    /// A bus that sends what the specification forbids, or more than any client should
+    /// hold, fails the capability query by its deadline (and one second), costing the
+    /// process under [`MEMORY_BOUND`]. Each test fails, rather than hangs, where the
+    /// client spins or reads for ever.
+    mod hostile {
+        use super::*;
+        use crate::backend::bus::forge;
+        use crate::testing::{bounded, HostileBus};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Mutex, PoisonError};
+
+        /// Long enough for a debug build to read megabytes, short enough to wait for.
+        const DEADLINE: Duration = Duration::from_secs(2);
+        /// What a hostile bus may cost the process at most.
+        const MEMORY_BOUND: u64 = 50 << 20;
+        /// What a burst is.
+        const BURST: usize = 8 << 20;
+        /// The size of the nested values: megabytes of them.
+        const NESTED: usize = 4 << 20;
+
+        /// One at a time: the memory each costs is measured on the whole process.
+        static ALONE: Mutex<()> = Mutex::new(());
+
+        /// The capability query against `bus`, which must have answered by the deadline
+        /// and one second, at a cost under the bound.
+        fn probe(bus: &HostileBus) -> Result<Probe> {
+            let _alone = ALONE.lock().unwrap_or_else(PoisonError::into_inner);
+            let logind = Logind::new(Some(bus.address.clone()), DEADLINE);
+            let began = Instant::now();
+            let (answer, rose) = bounded(DEADLINE + Duration::from_secs(1), move || logind.probe());
+            let took = began.elapsed();
+            // For the record of each run (cargo test -- --nocapture).
+            eprintln!(
+                "answered in {took:?}, resident memory rose {} kB",
+                rose >> 10
+            );
+            let answer = answer.unwrap_or_else(|| {
+                panic!(
+                    "no answer after {took:?}; resident memory rose {} MB",
+                    rose >> 20
+                )
+            });
+            assert!(
+                rose < MEMORY_BOUND,
+                "resident memory rose {} MB",
+                rose >> 20
+            );
+            answer
+        }
+
+        /// A bus that sends `bytes`, then holds the connection open.
+        fn sending(bytes: Vec<u8>) -> HostileBus {
+            HostileBus::start(move |stream, over: &AtomicBool| {
+                HostileBus::send(stream, over, &bytes);
+                HostileBus::hold(over);
+            })
+        }
+
+        /// Signals numbered from `first`, `size` bytes of them at least.
+        fn signals(first: u32, size: usize) -> Vec<u8> {
+            let mut bytes = vec![];
+            let mut serial = first;
+            while bytes.len() < size {
+                bytes.extend(forge::signal(serial));
+                serial += 1;
+            }
+            bytes
+        }
+
+        fn unavailable(why: &str) -> Probe {
+            Probe::Unavailable(format!("no system bus: {why}"))
+        }
+
+        const NOT_DBUS: &str = "The bus sent what is not a D-Bus message";
+
+        #[test]
+        fn an_array_of_empty_structures_fails_the_query_at_once() {
+            let bus = sending(forge::empty_structures());
+            assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+        }
+
+        #[test]
+        fn a_burst_of_8_mib_is_read_by_the_deadline() {
+            let bus = sending(signals(1, BURST));
+            assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+        }
+
+        #[test]
+        fn a_bus_that_never_stops_writing_is_left_at_the_deadline() {
+            let batch = signals(1, 64 << 10);
+            let bus = HostileBus::start(
+                move |stream, over: &AtomicBool| {
+                    while HostileBus::send(stream, over, &batch) {}
+                },
+            );
+            assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+        }
+
+        /// 29 arrays and 32 structures in a header field: 64 containers with the field's
+        /// array, structure and variant, the most there may be. Taken, and in time linear
+        /// in their size: the error reply to `Hello` after them is read.
+        #[test]
+        fn nesting_at_the_limit_is_read_in_linear_time() {
+            let nested = forge::signal_with(1, vec![forge::nested_field(29, 32, NESTED)]);
+            let bus = sending([nested, forge::error_reply(2, 1)].concat());
+            let failure = probe(&bus).unwrap_err();
+            assert!(
+                failure.message.ends_with("Timeout was reached"),
+                "{}",
+                failure.message
+            );
+        }
+
+        /// One array more than the limit: refused.
+        #[test]
+        fn nesting_past_the_limit_fails_the_query() {
+            let nested = forge::signal_with(1, vec![forge::nested_field(30, 32, NESTED)]);
+            let bus = sending([nested, forge::error_reply(2, 1)].concat());
+            assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+        }
+    }
 }

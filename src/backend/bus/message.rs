@@ -412,6 +412,7 @@ impl Message {
 
 #[cfg(test)]
 mod tests {
+    use super::super::forge::{field, message, number_field, signature_field, string_field};
     use super::*;
 
     /// `call` as the bus would deliver it.
@@ -425,70 +426,17 @@ mod tests {
         Call::new("org.example", "/", "org.example", "M")
     }
 
-    /// A little-endian message of `message_type` numbered `serial`, with the header
-    /// `fields` (each from [`string`], [`number`], [`signature_field`] or [`any_field`]) and
-    /// `body`.
-    fn message(message_type: u8, serial: u32, fields: &[Vec<u8>], body: &[u8]) -> Vec<u8> {
-        let mut data = vec![b'l', message_type, 0, VERSION];
-        data.extend(u32::try_from(body.len()).unwrap().to_le_bytes());
-        data.extend(serial.to_le_bytes());
-        data.extend([0; 4]);
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                data.resize(data.len().next_multiple_of(8), 0);
-            }
-            data.extend(field);
-        }
-        let length = u32::try_from(data.len() - FIXED_HEADER).unwrap();
-        data[12..16].copy_from_slice(&length.to_le_bytes());
-        data.resize(data.len().next_multiple_of(8), 0);
-        data.extend(body);
-        data
-    }
-
-    /// A header field whose value is `value` (bytes, aligned as after a variant's
-    /// signature at an offset of 8n+3+signature length+1) of the variant type `kind`.
-    fn any_field(code: u8, kind: &str, value: &[u8]) -> Vec<u8> {
-        let mut field = vec![code, u8::try_from(kind.len()).unwrap()];
-        field.extend(kind.as_bytes());
-        field.push(0);
-        field.extend(value);
-        field
-    }
-
-    fn string(code: u8, kind: u8, text: &str) -> Vec<u8> {
-        let mut field = vec![code, 1, kind, 0];
-        field.extend(u32::try_from(text.len()).unwrap().to_le_bytes());
-        field.extend(text.as_bytes());
-        field.push(0);
-        field
-    }
-
-    fn number(code: u8, value: u32) -> Vec<u8> {
-        let mut field = vec![code, 1, b'u', 0];
-        field.extend(value.to_le_bytes());
-        field
-    }
-
-    fn signature_field(signature: &str) -> Vec<u8> {
-        let mut field = vec![FIELD_SIGNATURE, 1, b'g', 0];
-        field.push(u8::try_from(signature.len()).unwrap());
-        field.extend(signature.as_bytes());
-        field.push(0);
-        field
-    }
-
     fn reply(serial: u32, fields: &[Vec<u8>], body: &[u8]) -> Vec<u8> {
-        let mut all = vec![number(FIELD_REPLY_SERIAL, 1)];
+        let mut all = vec![number_field(FIELD_REPLY_SERIAL, 1)];
         all.extend_from_slice(fields);
         message(METHOD_RETURN, serial, &all, body)
     }
 
     fn signal_fields() -> Vec<Vec<u8>> {
         vec![
-            string(FIELD_PATH, b'o', "/a"),
-            string(FIELD_INTERFACE, b's', "a.b"),
-            string(FIELD_MEMBER, b's', "M"),
+            string_field(FIELD_PATH, b'o', "/a"),
+            string_field(FIELD_INTERFACE, b's', "a.b"),
+            string_field(FIELD_MEMBER, b's', "M"),
         ]
     }
 
@@ -590,7 +538,7 @@ mod tests {
     #[test]
     fn an_array_of_empty_structures_is_refused() {
         for kind in ["a()", "a{}", "aa()"] {
-            let field = any_field(42, kind, &[0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            let field = field(42, kind, &[0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
             let data = reply(1, &[field], b"");
             assert_eq!(Message::parse(&data).unwrap_err(), Malformed, "{kind}");
         }
@@ -607,7 +555,12 @@ mod tests {
     fn serial_0_is_refused() {
         assert!(Message::parse(&reply(1, &[], b"")).is_ok());
         assert!(Message::parse(&reply(0, &[], b"")).is_err());
-        let to_0 = message(METHOD_RETURN, 1, &[number(FIELD_REPLY_SERIAL, 0)], b"");
+        let to_0 = message(
+            METHOD_RETURN,
+            1,
+            &[number_field(FIELD_REPLY_SERIAL, 0)],
+            b"",
+        );
         assert!(Message::parse(&to_0).is_err());
     }
 
@@ -618,8 +571,8 @@ mod tests {
             Message::parse(&message(message_type, 1, &fields, b""))
         };
         let [path, interface, member] = <[Vec<u8>; 3]>::try_from(signal_fields()).unwrap();
-        let error_name = string(FIELD_ERROR_NAME, b's', "a.E");
-        let reply_serial = number(FIELD_REPLY_SERIAL, 1);
+        let error_name = string_field(FIELD_ERROR_NAME, b's', "a.E");
+        let reply_serial = number_field(FIELD_REPLY_SERIAL, 1);
         assert!(parse(METHOD_RETURN, &[]).is_err());
         assert!(parse(ERROR, &[&reply_serial]).is_err());
         assert!(parse(ERROR, &[&error_name]).is_err());
@@ -636,18 +589,22 @@ mod tests {
     #[test]
     fn header_fields_have_their_types_once_and_code_0_never() {
         let parse = |fields: &[Vec<u8>]| Message::parse(&reply(1, fields, b""));
-        assert!(parse(&[string(FIELD_SENDER, b's', ":1.1")]).is_ok());
-        assert!(parse(&[string(FIELD_SENDER, b'o', "/a")]).is_err());
-        assert!(parse(&[string(FIELD_PATH, b's', "/a")]).is_err());
+        assert!(parse(&[string_field(FIELD_SENDER, b's', ":1.1")]).is_ok());
+        assert!(parse(&[string_field(FIELD_SENDER, b'o', "/a")]).is_err());
+        assert!(parse(&[string_field(FIELD_PATH, b's', "/a")]).is_err());
         assert!(
-            parse(&[string(FIELD_PATH, b'o', "a")]).is_err(),
+            parse(&[string_field(FIELD_PATH, b'o', "a")]).is_err(),
             "not a path"
         );
-        assert!(parse(&[number(FIELD_SIGNATURE, 1)]).is_err());
-        assert!(parse(&[number(0, 1)]).is_err());
-        assert!(parse(&[number(FIELD_UNIX_FDS, 0), number(FIELD_UNIX_FDS, 0)]).is_err());
+        assert!(parse(&[number_field(FIELD_SIGNATURE, 1)]).is_err());
+        assert!(parse(&[number_field(0, 1)]).is_err());
+        assert!(parse(&[
+            number_field(FIELD_UNIX_FDS, 0),
+            number_field(FIELD_UNIX_FDS, 0)
+        ])
+        .is_err());
         // A code the specification does not define is passed over, whatever its type.
-        assert!(parse(&[number(200, 1)]).is_ok());
+        assert!(parse(&[number_field(200, 1)]).is_ok());
     }
 
     #[test]

@@ -27,6 +27,9 @@ mod marshal;
 mod message;
 mod signature;
 
+#[cfg(test)]
+pub mod forge;
+
 pub use connection::Connection;
 pub use message::{Call, Message};
 
