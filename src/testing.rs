@@ -128,8 +128,17 @@ impl Drop for FakeRoot {
     }
 }
 
-/// A real dbus-daemon with the stand-in logind of tests/abi/logind_standin.py on it,
-/// configured with `config` (its JSON: answers and sleep behaviour).
+/// The bus daemons a host may have: the tests against a real bus run against each.
+#[derive(Clone, Copy, Debug)]
+pub enum Daemon {
+    /// Debian's dbus-daemon, the reference implementation.
+    DbusDaemon,
+    /// dbus-broker (run as tests/abi/broker_launch.py says).
+    DbusBroker,
+}
+
+/// A real bus with the stand-in logind of tests/abi/logind_standin.py on it, configured
+/// with `config` (its JSON: answers and sleep behaviour).
 pub struct PrivateBus {
     helper: Child,
     pub address: String,
@@ -137,13 +146,30 @@ pub struct PrivateBus {
 }
 
 impl PrivateBus {
+    /// A private dbus-daemon.
     pub fn start(config: &str) -> PrivateBus {
+        PrivateBus::start_on(Daemon::DbusDaemon, config)
+    }
+
+    pub fn start_on(daemon: Daemon, config: &str) -> PrivateBus {
+        let name = match daemon {
+            Daemon::DbusDaemon => "dbus-daemon",
+            Daemon::DbusBroker => "dbus-broker",
+        };
+        let config = config
+            .trim()
+            .strip_prefix('{')
+            .expect("the configuration is a JSON object");
+        let config = match config.trim() {
+            "}" => format!(r#"{{"daemon": "{name}"}}"#),
+            members => format!(r#"{{"daemon": "{name}", {members}"#),
+        };
         let directory = FakeRoot::new();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi/private_bus.py");
         let mut helper = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(directory.path())
-            .arg(config)
+            .arg(&config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -299,7 +299,7 @@ impl SleepWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::PrivateBus;
+    use crate::testing::{Daemon, PrivateBus};
     use std::thread;
 
     /// Short, so that the fault tests end quickly.
@@ -310,21 +310,9 @@ mod tests {
         Logind::new(Some(bus.address.clone()), CALL_TIMEOUT)
     }
 
-    fn answers(config: &str) -> Probe {
-        let bus = PrivateBus::start(config);
+    fn answers(daemon: Daemon, config: &str) -> Probe {
+        let bus = PrivateBus::start_on(daemon, config);
         logind(&bus).probe().unwrap()
-    }
-
-    #[test]
-    fn yes_and_challenge_mean_supported() {
-        let probe = answers(
-            r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#,
-        );
-        let no = Support::No(Unsupported::Logind {
-            method: "CanHybridSleep",
-            answer: "no".into(),
-        });
-        assert_eq!(probe, Probe::Answers([Support::Yes, Support::Yes, no]));
     }
 
     #[test]
@@ -333,14 +321,6 @@ mod tests {
         assert!(
             matches!(logind.probe(), Ok(Probe::Unavailable(why)) if why.starts_with("no system bus"))
         );
-    }
-
-    #[test]
-    fn asking_logind_maps_no_dbus_library() {
-        let bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
-        logind(&bus).probe().unwrap();
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        assert!(!maps.contains("libdbus"), "{maps}");
     }
 
     /// A socket that accepts connections and never says a word.
@@ -384,159 +364,197 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_logind_can_say_the_host_is_back() {
-        let bus = PrivateBus::start(r#"{"asleep_ms": 1500}"#);
-        let logind = logind(&bus);
-        let began = Instant::now();
-        let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
-        bus.wait_for_call("PrepareForSleep True");
-        // Any client of the bus may send the signal: it must not end the wait.
-        let spoofed = std::process::Command::new("dbus-send")
-            .arg(format!("--bus={}", bus.address))
-            .args([
-                "--type=signal",
-                OBJECT,
-                "org.freedesktop.login1.Manager.PrepareForSleep",
-                "boolean:false",
-            ])
-            .status()
-            .unwrap();
-        assert!(spoofed.success());
-        sleeper.join().unwrap().unwrap();
-        assert!(
-            began.elapsed() >= Duration::from_millis(1500),
-            "{:?}",
-            began.elapsed()
-        );
+    /// The tests against a real bus, run against each daemon a host may have.
+    macro_rules! against_a_real_bus {
+        () => {
+            #[test]
+            fn yes_and_challenge_mean_supported() {
+                let probe = answers(
+                    DAEMON,
+                    r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#,
+                );
+                let no = Support::No(Unsupported::Logind {
+                    method: "CanHybridSleep",
+                    answer: "no".into(),
+                });
+                assert_eq!(probe, Probe::Answers([Support::Yes, Support::Yes, no]));
+            }
+
+            #[test]
+            fn asking_logind_maps_no_dbus_library() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"CanSuspend": "yes"}"#);
+                logind(&bus).probe().unwrap();
+                let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                assert!(!maps.contains("libdbus"), "{maps}");
+            }
+
+            #[test]
+            fn only_logind_can_say_the_host_is_back() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 1500}"#);
+                let logind = logind(&bus);
+                let began = Instant::now();
+                let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
+                bus.wait_for_call("PrepareForSleep True");
+                // Any client of the bus may send the signal: it must not end the wait.
+                let spoofed = std::process::Command::new("dbus-send")
+                    .arg(format!("--bus={}", bus.address))
+                    .args([
+                        "--type=signal",
+                        OBJECT,
+                        "org.freedesktop.login1.Manager.PrepareForSleep",
+                        "boolean:false",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(spoofed.success());
+                sleeper.join().unwrap().unwrap();
+                assert!(
+                    began.elapsed() >= Duration::from_millis(1500),
+                    "{:?}",
+                    began.elapsed()
+                );
+            }
+
+            #[test]
+            fn unavailable_unless_activatable() {
+                let probe = answers(DAEMON, r#"{"CanSuspend": "yes", "activatable": false}"#);
+                assert_eq!(
+                    probe,
+                    Probe::Unavailable("org.freedesktop.login1 is not activatable".into())
+                );
+            }
+
+            #[test]
+            fn unavailable_unless_running() {
+                let probe = answers(DAEMON, r#"{"running": false}"#);
+                assert_eq!(
+                    probe,
+                    Probe::Unavailable("org.freedesktop.login1 is not running".into())
+                );
+            }
+
+            #[test]
+            fn suspend_lasts_until_logind_reports_the_host_back() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Hibernate": "ok", "asleep_ms": 400}"#);
+                let began = Instant::now();
+                logind(&bus).suspend(Target::Disk, LATER).unwrap();
+                assert!(began.elapsed() >= Duration::from_millis(400));
+                assert_eq!(
+                    bus.calls(),
+                    "Hibernate False\nPrepareForSleep True\nPrepareForSleep False\n"
+                );
+            }
+
+            #[test]
+            fn sleep_signalled_before_the_reply_as_logind_does_is_followed() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Suspend": "signal first", "asleep_ms": 300}"#);
+                let began = Instant::now();
+                logind(&bus).suspend(Target::Mem, LATER).unwrap();
+                assert!(began.elapsed() >= Duration::from_millis(300));
+                assert_eq!(
+                    bus.calls(),
+                    "Suspend False\nPrepareForSleep True\nPrepareForSleep False\n"
+                );
+            }
+
+            #[test]
+            fn each_target_calls_its_method_non_interactively() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 10}"#);
+                for target in Target::ALL {
+                    logind(&bus).suspend(target, LATER).unwrap();
+                }
+                let methods: Vec<String> = bus
+                    .calls()
+                    .lines()
+                    .filter(|l| !l.starts_with("Prepare"))
+                    .map(String::from)
+                    .collect();
+                assert_eq!(
+                    methods,
+                    ["Suspend False", "Hibernate False", "HybridSleep False"]
+                );
+            }
+
+            #[test]
+            fn refused_suspend_is_a_failure() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Suspend": "error"}"#);
+                let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+                assert!(!failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(e.code, ErrorCode::DbusService);
+                assert_eq!(
+                    e.message,
+                    "error from service: GDBus.Error:org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
+                );
+                assert_eq!(e.domain, DOMAIN_DBUS);
+            }
+
+            #[test]
+            fn logind_that_never_answers_times_out() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Suspend": "hang"}"#);
+                let began = Instant::now();
+                let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+                assert!(!failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(e.code, ErrorCode::DbusService);
+                assert!(
+                    e.message == "error from service: No answer to Suspend: Timeout was reached",
+                    "{}",
+                    e.message
+                );
+                assert!(
+                    began.elapsed() < Duration::from_secs(20),
+                    "{:?}",
+                    began.elapsed()
+                );
+            }
+
+            #[test]
+            fn host_never_reported_back_is_given_up_at_the_bound() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 600000}"#);
+                let failure = logind(&bus)
+                    .suspend(Target::Mem, Duration::from_secs(1))
+                    .unwrap_err();
+                // logind said the host was going to sleep: the alarm must stay.
+                assert!(failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(
+                    e.message,
+                    "operation failed: logind did not report the host back within 1 s of Suspend"
+                );
+            }
+
+            #[test]
+            fn bus_that_goes_away_while_asleep_is_a_failure() {
+                let mut bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 600000}"#);
+                let logind = logind(&bus);
+                let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
+                bus.wait_for_call("PrepareForSleep True");
+                bus.stop();
+                let failure = sleeper.join().unwrap().unwrap_err();
+                assert!(failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(e.code, ErrorCode::DbusService);
+                assert!(
+                    e.message
+                        .starts_with("error from service: Lost the system bus while asleep"),
+                    "{}",
+                    e.message
+                );
+            }
+        };
     }
 
-    #[test]
-    fn unavailable_unless_activatable() {
-        let probe = answers(r#"{"CanSuspend": "yes", "activatable": false}"#);
-        assert_eq!(
-            probe,
-            Probe::Unavailable("org.freedesktop.login1 is not activatable".into())
-        );
+    mod dbus_daemon {
+        use super::*;
+        const DAEMON: Daemon = Daemon::DbusDaemon;
+        against_a_real_bus!();
     }
 
-    #[test]
-    fn unavailable_unless_running() {
-        let probe = answers(r#"{"running": false}"#);
-        assert_eq!(
-            probe,
-            Probe::Unavailable("org.freedesktop.login1 is not running".into())
-        );
-    }
-
-    #[test]
-    fn suspend_lasts_until_logind_reports_the_host_back() {
-        let bus = PrivateBus::start(r#"{"Hibernate": "ok", "asleep_ms": 400}"#);
-        let began = Instant::now();
-        logind(&bus).suspend(Target::Disk, LATER).unwrap();
-        assert!(began.elapsed() >= Duration::from_millis(400));
-        assert_eq!(
-            bus.calls(),
-            "Hibernate False\nPrepareForSleep True\nPrepareForSleep False\n"
-        );
-    }
-
-    #[test]
-    fn sleep_signalled_before_the_reply_as_logind_does_is_followed() {
-        let bus = PrivateBus::start(r#"{"Suspend": "signal first", "asleep_ms": 300}"#);
-        let began = Instant::now();
-        logind(&bus).suspend(Target::Mem, LATER).unwrap();
-        assert!(began.elapsed() >= Duration::from_millis(300));
-        assert_eq!(
-            bus.calls(),
-            "Suspend False\nPrepareForSleep True\nPrepareForSleep False\n"
-        );
-    }
-
-    #[test]
-    fn each_target_calls_its_method_non_interactively() {
-        let bus = PrivateBus::start(r#"{"asleep_ms": 10}"#);
-        for target in Target::ALL {
-            logind(&bus).suspend(target, LATER).unwrap();
-        }
-        let methods: Vec<String> = bus
-            .calls()
-            .lines()
-            .filter(|l| !l.starts_with("Prepare"))
-            .map(String::from)
-            .collect();
-        assert_eq!(
-            methods,
-            ["Suspend False", "Hibernate False", "HybridSleep False"]
-        );
-    }
-
-    #[test]
-    fn refused_suspend_is_a_failure() {
-        let bus = PrivateBus::start(r#"{"Suspend": "error"}"#);
-        let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
-        assert!(!failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(e.code, ErrorCode::DbusService);
-        assert_eq!(
-            e.message,
-            "error from service: GDBus.Error:org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
-        );
-        assert_eq!(e.domain, DOMAIN_DBUS);
-    }
-
-    #[test]
-    fn logind_that_never_answers_times_out() {
-        let bus = PrivateBus::start(r#"{"Suspend": "hang"}"#);
-        let began = Instant::now();
-        let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
-        assert!(!failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(e.code, ErrorCode::DbusService);
-        assert!(
-            e.message == "error from service: No answer to Suspend: Timeout was reached",
-            "{}",
-            e.message
-        );
-        assert!(
-            began.elapsed() < Duration::from_secs(20),
-            "{:?}",
-            began.elapsed()
-        );
-    }
-
-    #[test]
-    fn host_never_reported_back_is_given_up_at_the_bound() {
-        let bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
-        let failure = logind(&bus)
-            .suspend(Target::Mem, Duration::from_secs(1))
-            .unwrap_err();
-        // logind said the host was going to sleep: the alarm must stay.
-        assert!(failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(
-            e.message,
-            "operation failed: logind did not report the host back within 1 s of Suspend"
-        );
-    }
-
-    #[test]
-    fn bus_that_goes_away_while_asleep_is_a_failure() {
-        let mut bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
-        let logind = logind(&bus);
-        let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
-        bus.wait_for_call("PrepareForSleep True");
-        bus.stop();
-        let failure = sleeper.join().unwrap().unwrap_err();
-        assert!(failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(e.code, ErrorCode::DbusService);
-        assert!(
-            e.message
-                .starts_with("error from service: Lost the system bus while asleep"),
-            "{}",
-            e.message
-        );
+    mod dbus_broker {
+        use super::*;
+        const DAEMON: Daemon = Daemon::DbusBroker;
+        against_a_real_bus!();
     }
 
     /// A bus that sends what the specification forbids, or more than any client should
@@ -571,10 +589,7 @@ mod tests {
             let (answer, rose) = bounded(DEADLINE + Duration::from_secs(1), move || logind.probe());
             let took = began.elapsed();
             // For the record of each run (cargo test -- --nocapture).
-            eprintln!(
-                "answered in {took:?}, resident memory rose {} kB",
-                rose >> 10
-            );
+            eprintln!("took {took:?}, resident memory rose {} kB", rose >> 10);
             let answer = answer.unwrap_or_else(|| {
                 panic!(
                     "no answer after {took:?}; resident memory rose {} MB",
