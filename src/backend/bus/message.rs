@@ -698,5 +698,10 @@ mod tests {
         assert_eq!(declared_length(&header), Err(Malformed));
         assert_eq!(Message::parse(&header).unwrap_err(), Malformed);
         assert_eq!(Message::parse(&header[..16]).unwrap_err(), Malformed);
+        // Header fields that end exactly at 4 GiB: a length of 0 where `usize` has 32 bits.
+        header[4..8].copy_from_slice(&0u32.to_le_bytes());
+        header[12..16].copy_from_slice(&(u32::MAX - 15).to_le_bytes());
+        assert_eq!(declared_length(&header), Err(Malformed));
+        assert_eq!(Message::parse(&header).unwrap_err(), Malformed);
     }
 }
