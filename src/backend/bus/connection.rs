@@ -173,16 +173,28 @@ impl Connection {
         }
         let malformed = |_| BusError::malformed();
         while let Some(length) = declared_length(&self.incoming[taken..]).map_err(malformed)? {
-            let rest = &self.incoming[taken..];
-            let Some(message) = rest.get(..length) else {
+            let missing = length.saturating_sub(self.incoming.len() - taken);
+            if missing > 0 {
                 // Room for the rest of the message, reserved once (the length is within
                 // the specification's limit): not doubled as it comes.
-                self.incoming.reserve_exact(length - rest.len());
+                self.incoming.reserve_exact(missing);
                 break;
+            }
+            let message = if length > READ_SIZE {
+                // A large message is moved out of the buffer, not copied: the connection
+                // holds it once. What came before it is dropped first, which costs less
+                // than the message.
+                self.incoming.drain(..taken);
+                taken = 0;
+                let rest = self.incoming.split_off(length);
+                std::mem::replace(&mut self.incoming, rest)
+            } else {
+                let message = self.incoming[taken..taken + length].to_vec();
+                taken += length;
+                message
             };
             self.received
                 .push_back(Message::parse(message).map_err(malformed)?);
-            taken += length;
         }
         self.incoming.drain(..taken);
         Ok(())

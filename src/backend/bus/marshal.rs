@@ -2,7 +2,7 @@
 //! aligned from the start of its message (a body starts 8-aligned, so from the body's start
 //! too), with every limit the specification sets on them checked here, in one place.
 
-use super::signature::{self, Type};
+use super::signature::{self, Layout, Type};
 
 /// The longest message (128 MiB, 2^27 bytes): header, padding and body.
 pub const MAX_MESSAGE: u32 = 1 << 27;
@@ -125,10 +125,21 @@ impl<'a> Reader<'a> {
 
     /// A signature, which must be a valid one (of any number of complete types).
     pub fn signature(&mut self) -> Result<&'a str, Malformed> {
-        let length = usize::from(self.u8()?);
-        let text = self.text(length)?;
+        let text = self.signature_text()?;
         signature::parse(text.as_bytes())?;
         Ok(text)
+    }
+
+    /// The single complete type a variant's signature (or a header field's) says.
+    pub fn variant_type(&mut self) -> Result<Type, Malformed> {
+        // Parsed once, as a single type: this runs for each of millions of variants.
+        signature::single(self.signature_text()?.as_bytes())
+    }
+
+    /// The text of a signature, not yet checked as one.
+    fn signature_text(&mut self) -> Result<&'a str, Malformed> {
+        let length = usize::from(self.u8()?);
+        self.text(length)
     }
 
     /// An array's length and the padding before its first element (present even when
@@ -175,12 +186,20 @@ impl<'a> Reader<'a> {
             Type::Basic(_) => return Err(Malformed),
             Type::Variant => {
                 let depth = nested(depth)?;
-                let inner = signature::single(self.signature()?.as_bytes())?;
+                let inner = self.variant_type()?;
                 self.skip_variant_value(&inner, depth)?;
             }
             Type::Array(element) => {
                 let depth = nested(depth)?;
                 let end = self.array(element)?;
+                let fixed = match self.at < end {
+                    true => element.layout(),
+                    false => None,
+                };
+                if let Some(layout) = fixed {
+                    // Its elements' nesting is in the signature, which is within the limit.
+                    return self.skip_fixed(&layout, element.alignment(), end);
+                }
                 while self.at < end {
                     self.skip(element, depth)?;
                 }
@@ -196,6 +215,45 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Checks and passes over the elements, up to `end`, of an array whose elements have
+    /// the fixed `layout` and `alignment`: only their padding and booleans are looked at,
+    /// without walking their type for each (a million structures nested 60 deep are one
+    /// pass over their bytes, and an array of bytes none).
+    fn skip_fixed(
+        &mut self,
+        layout: &Layout,
+        alignment: usize,
+        end: usize,
+    ) -> Result<(), Malformed> {
+        let stride = layout
+            .size
+            .checked_next_multiple_of(alignment)
+            .ok_or(Malformed)?;
+        let elements = self.data.get(self.at..end).ok_or(Malformed)?;
+        // Whole elements, with the padding between them and none after the last.
+        let after_first = elements.len().checked_sub(layout.size).ok_or(Malformed)?;
+        if after_first % stride != 0 {
+            return Err(Malformed);
+        }
+        let mut zero = layout.padding.clone();
+        zero.push(layout.size..stride);
+        let checked = !layout.booleans.is_empty() || zero.iter().any(|range| !range.is_empty());
+        if checked {
+            for element in elements.chunks(stride) {
+                // The padding after the element is not there after the last one.
+                let padding = zero.iter().filter_map(|range| element.get(range.clone()));
+                if !padding.flatten().all(|&byte| byte == 0) {
+                    return Err(Malformed);
+                }
+                for &at in &layout.booleans {
+                    Reader::new(&element[at..], self.big_endian).boolean()?;
+                }
+            }
+        }
+        self.at = end;
         Ok(())
     }
 
@@ -295,6 +353,48 @@ mod tests {
     fn booleans_are_0_or_1() {
         assert_eq!(skip("b", &[1, 0, 0, 0]), Ok(4));
         assert_eq!(skip("b", &[2, 0, 0, 0]), Err(Malformed));
+        assert_eq!(skip("ab", &[8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]), Ok(12));
+        assert_eq!(
+            skip("ab", &[8, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]),
+            Err(Malformed)
+        );
+    }
+
+    /// Arrays of fixed-size values are checked without walking their type per element:
+    /// as strictly as the elements one by one.
+    #[test]
+    fn arrays_of_fixed_values_are_checked_whole() {
+        // Two (yq): a byte, a nul, two bytes; padding to 8 between them, none after.
+        let array = [
+            &[12, 0, 0, 0, 0, 0, 0, 0][..],
+            &[1, 0, 2, 0, 0, 0, 0, 0],
+            &[3, 0, 4, 0],
+        ]
+        .concat();
+        assert_eq!(skip("a(yq)", &array), Ok(20));
+        for at in [9, 12, 17] {
+            let mut bad = array.clone();
+            bad[at] = 1;
+            assert_eq!(skip("a(yq)", &bad), Err(Malformed), "padding at {at}");
+        }
+        let mut cut = array.clone();
+        cut[0] = 11;
+        assert_eq!(
+            skip("a(yq)", &cut[..19]),
+            Err(Malformed),
+            "a partial element"
+        );
+        let mut trailing = array.clone();
+        trailing[0] = 16;
+        trailing.extend([0; 4]);
+        assert_eq!(
+            skip("a(yq)", &trailing),
+            Err(Malformed),
+            "padding after the last"
+        );
+        assert_eq!(skip("ai", &[8, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]), Ok(12));
+        assert_eq!(skip("ai", &[6, 0, 0, 0, 1, 0, 0, 0, 2, 0]), Err(Malformed));
+        assert_eq!(skip("ay", &[3, 0, 0, 0, 1, 2, 3]), Ok(7));
     }
 
     #[test]

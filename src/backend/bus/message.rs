@@ -232,7 +232,7 @@ impl Fields {
         while header.at() < end {
             header.align(8)?;
             let code = header.u8()?;
-            let value_type = signature::single(header.signature()?.as_bytes())?;
+            let value_type = header.variant_type()?;
             let Some(&expected) = FIELD_TYPES.get(usize::from(code)) else {
                 header.skip_variant_value(&value_type, FIELD_VALUE_DEPTH)?;
                 continue;
@@ -295,19 +295,21 @@ pub struct Message {
     pub kind: Kind,
     /// The signature of the body.
     signature: String,
-    body: Vec<u8>,
+    /// The whole message, kept as it came (not copied again to take the body out).
+    data: Vec<u8>,
+    body_at: usize,
     big_endian: bool,
 }
 
 impl Message {
     /// The message that is the whole of `data`, if it is valid throughout.
-    pub fn parse(data: &[u8]) -> Result<Message, Malformed> {
-        let length = declared_length(data)?.ok_or(Malformed)?;
+    pub fn parse(data: Vec<u8>) -> Result<Message, Malformed> {
+        let length = declared_length(&data)?.ok_or(Malformed)?;
         if length != data.len() {
             return Err(Malformed);
         }
         let big_endian = endianness(data[0])?;
-        let mut header = Reader::new(data, big_endian);
+        let mut header = Reader::new(&data, big_endian);
         let [_, message_type, _, version] =
             <[u8; 4]>::try_from(header.take(4)?).map_err(|_| Malformed)?;
         if version != VERSION {
@@ -318,7 +320,8 @@ impl Message {
             return Err(Malformed); // a serial is never 0
         }
         let mut fields = Fields::read(&mut header)?;
-        let body = &data[header.at()..];
+        let body_at = header.at();
+        let body = &data[body_at..];
         if usize::try_from(body_length) != Ok(body.len()) {
             return Err(Malformed);
         }
@@ -334,7 +337,8 @@ impl Message {
         Ok(Message {
             kind: fields.kind(message_type)?,
             signature,
-            body: body.to_vec(),
+            data,
+            body_at,
             big_endian,
         })
     }
@@ -368,7 +372,7 @@ impl Message {
     }
 
     fn body(&self) -> Reader<'_> {
-        Reader::new(&self.body, self.big_endian)
+        Reader::new(&self.data[self.body_at..], self.big_endian)
     }
 
     /// The type of the first argument (0 for none).
@@ -419,7 +423,7 @@ mod tests {
     fn delivered(call: &Call) -> Message {
         let data = call.marshal(7);
         assert_eq!(declared_length(&data).unwrap(), Some(data.len()));
-        Message::parse(&data).unwrap()
+        Message::parse(data.clone()).unwrap()
     }
 
     fn call() -> Call {
@@ -509,7 +513,7 @@ mod tests {
         data.extend(fields);
         data.extend(body);
         assert_eq!(declared_length(&data).unwrap(), Some(data.len()));
-        let message = Message::parse(&data).unwrap();
+        let message = Message::parse(data.clone()).unwrap();
         assert_eq!(message.reply_to(), Some(5));
         assert_eq!(message.as_result(), Ok(()));
         assert_eq!(message.read_strings().unwrap(), ["one", "two"]);
@@ -518,19 +522,19 @@ mod tests {
     #[test]
     fn what_is_not_dbus_is_refused() {
         let good = call().with_str("yes").marshal(1);
-        assert!(Message::parse(&good).is_ok());
+        assert!(Message::parse(good.clone()).is_ok());
         let mut not_utf8 = good.clone();
         let at = not_utf8.len() - 3;
         not_utf8[at] = 0xff;
-        assert!(Message::parse(&not_utf8).is_err());
+        assert!(Message::parse(not_utf8.clone()).is_err());
         let mut version_2 = good.clone();
         version_2[3] = 2;
-        assert!(Message::parse(&version_2).is_err());
+        assert!(Message::parse(version_2.clone()).is_err());
         let mut huge = good;
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(declared_length(&huge).is_err());
         assert!(declared_length(b"GET / HTTP/1.1\r\n").is_err());
-        assert!(Message::parse(b"").is_err());
+        assert!(Message::parse(vec![]).is_err());
     }
 
     /// The audit's 40 bytes: a header field holding an array of empty structures, which
@@ -540,35 +544,39 @@ mod tests {
         for kind in ["a()", "a{}", "aa()"] {
             let field = field(42, kind, &[0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
             let data = reply(1, &[field], b"");
-            assert_eq!(Message::parse(&data).unwrap_err(), Malformed, "{kind}");
+            assert_eq!(
+                Message::parse(data.clone()).unwrap_err(),
+                Malformed,
+                "{kind}"
+            );
         }
     }
 
     #[test]
     fn message_type_0_is_invalid_and_unknown_types_are_ignored() {
-        assert!(Message::parse(&message(INVALID, 1, &signal_fields(), b"")).is_err());
-        let unknown = Message::parse(&message(5, 1, &signal_fields(), b"")).unwrap();
+        assert!(Message::parse(message(INVALID, 1, &signal_fields(), b"")).is_err());
+        let unknown = Message::parse(message(5, 1, &signal_fields(), b"")).unwrap();
         assert_eq!(unknown.kind, Kind::Other);
     }
 
     #[test]
     fn serial_0_is_refused() {
-        assert!(Message::parse(&reply(1, &[], b"")).is_ok());
-        assert!(Message::parse(&reply(0, &[], b"")).is_err());
+        assert!(Message::parse(reply(1, &[], b"")).is_ok());
+        assert!(Message::parse(reply(0, &[], b"")).is_err());
         let to_0 = message(
             METHOD_RETURN,
             1,
             &[number_field(FIELD_REPLY_SERIAL, 0)],
             b"",
         );
-        assert!(Message::parse(&to_0).is_err());
+        assert!(Message::parse(to_0.clone()).is_err());
     }
 
     #[test]
     fn required_header_fields_are_there() {
         let parse = |message_type, fields: &[&Vec<u8>]| {
             let fields: Vec<Vec<u8>> = fields.iter().map(|&field| field.clone()).collect();
-            Message::parse(&message(message_type, 1, &fields, b""))
+            Message::parse(message(message_type, 1, &fields, b""))
         };
         let [path, interface, member] = <[Vec<u8>; 3]>::try_from(signal_fields()).unwrap();
         let error_name = string_field(FIELD_ERROR_NAME, b's', "a.E");
@@ -588,7 +596,7 @@ mod tests {
 
     #[test]
     fn header_fields_have_their_types_once_and_code_0_never() {
-        let parse = |fields: &[Vec<u8>]| Message::parse(&reply(1, fields, b""));
+        let parse = |fields: &[Vec<u8>]| Message::parse(reply(1, fields, b""));
         assert!(parse(&[string_field(FIELD_SENDER, b's', ":1.1")]).is_ok());
         assert!(parse(&[string_field(FIELD_SENDER, b'o', "/a")]).is_err());
         assert!(parse(&[string_field(FIELD_PATH, b's', "/a")]).is_err());
@@ -610,7 +618,7 @@ mod tests {
     #[test]
     fn the_signature_field_is_a_valid_signature_and_matches_the_body() {
         let parse = |signature: &str, body: &[u8]| {
-            Message::parse(&reply(1, &[signature_field(signature)], body))
+            Message::parse(reply(1, &[signature_field(signature)], body))
         };
         assert!(parse("u", &[1, 0, 0, 0]).is_ok());
         assert!(parse("()", &[]).is_err());
@@ -619,13 +627,13 @@ mod tests {
         assert!(parse("uu", &[1, 0, 0, 0]).is_err(), "a value less");
         assert!(parse("b", &[2, 0, 0, 0]).is_err(), "not a boolean");
         // No SIGNATURE field: no body.
-        assert!(Message::parse(&reply(1, &[], &[0])).is_err());
+        assert!(Message::parse(reply(1, &[], &[0])).is_err());
     }
 
     #[test]
     fn padding_and_strings_are_checked() {
         let parse = |signature: &str, body: &[u8]| {
-            Message::parse(&reply(1, &[signature_field(signature)], body))
+            Message::parse(reply(1, &[signature_field(signature)], body))
         };
         assert!(parse("yu", &[1, 0, 0, 0, 2, 0, 0, 0]).is_ok());
         assert!(parse("yu", &[1, 0, 9, 0, 2, 0, 0, 0]).is_err());
@@ -636,7 +644,7 @@ mod tests {
         let body_at = data.len() - 1;
         assert_eq!(data[body_at - 1], 0);
         data[body_at - 1] = 1;
-        assert!(Message::parse(&data).is_err());
+        assert!(Message::parse(data.clone()).is_err());
     }
 
     /// The limit is 32 arrays and 32 structures, 64 containers with the variants: reached,
@@ -664,9 +672,9 @@ mod tests {
             data.split_off(start)
         };
         let body = empty(32, 0);
-        assert!(Message::parse(&reply(1, &[signature_field(&nested(32, 32))], &body)).is_ok());
+        assert!(Message::parse(reply(1, &[signature_field(&nested(32, 32))], &body)).is_ok());
         let too_deep = reply(1, &[signature_field(&nested(33, 32))], &empty(33, 0));
-        assert!(Message::parse(&too_deep).is_err());
+        assert!(Message::parse(too_deep.clone()).is_err());
         // In a variant, the variant counts: 31 arrays and 32 structures are taken, 32 and
         // 32 refused.
         let in_variant = |arrays: usize| {
@@ -677,7 +685,7 @@ mod tests {
             let start = body.len().next_multiple_of(4);
             body.resize(start, 0);
             body.extend(empty(arrays, start));
-            Message::parse(&reply(1, &[signature_field("v")], &body))
+            Message::parse(reply(1, &[signature_field("v")], &body))
         };
         assert!(in_variant(31).is_ok());
         assert!(in_variant(32).is_err());
@@ -696,12 +704,15 @@ mod tests {
         header[4..8].copy_from_slice(&16u32.to_le_bytes());
         header[12..16].copy_from_slice(&(u32::MAX - 15).to_le_bytes());
         assert_eq!(declared_length(&header), Err(Malformed));
-        assert_eq!(Message::parse(&header).unwrap_err(), Malformed);
-        assert_eq!(Message::parse(&header[..16]).unwrap_err(), Malformed);
+        assert_eq!(Message::parse(header.clone()).unwrap_err(), Malformed);
+        assert_eq!(
+            Message::parse(header[..16].to_vec()).unwrap_err(),
+            Malformed
+        );
         // Header fields that end exactly at 4 GiB: a length of 0 where `usize` has 32 bits.
         header[4..8].copy_from_slice(&0u32.to_le_bytes());
         header[12..16].copy_from_slice(&(u32::MAX - 15).to_le_bytes());
         assert_eq!(declared_length(&header), Err(Malformed));
-        assert_eq!(Message::parse(&header).unwrap_err(), Malformed);
+        assert_eq!(Message::parse(header.clone()).unwrap_err(), Malformed);
     }
 }

@@ -3,6 +3,8 @@
 //! again (an array of a million nested structures is walked once, not re-parsed per
 //! element).
 
+use std::ops::Range;
+
 use super::marshal::Malformed;
 
 /// The longest signature: its length is one byte on the wire.
@@ -52,6 +54,52 @@ impl Type {
     }
 }
 
+/// Where the bytes of a value of a fixed-size type are (strings, variants and arrays are
+/// sized by their data; every other type is fixed), from a start aligned for it: its size,
+/// the padding inside it (to be nul bytes), and where its booleans are (to be 0 or 1).
+/// What lets an array of such values be checked without walking the type per element.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub size: usize,
+    pub padding: Vec<Range<usize>>,
+    pub booleans: Vec<usize>,
+}
+
+impl Type {
+    /// The layout of a value of this type, if its size is fixed.
+    pub fn layout(&self) -> Option<Layout> {
+        let mut layout = Layout::default();
+        self.lay_out(&mut layout)?;
+        Some(layout)
+    }
+
+    /// Adds a value of this type at the end of `layout`.
+    fn lay_out(&self, layout: &mut Layout) -> Option<()> {
+        let start = layout.size.next_multiple_of(self.alignment());
+        if start > layout.size {
+            layout.padding.push(layout.size..start);
+        }
+        layout.size = start;
+        match self {
+            Type::Basic(b'y') => layout.size += 1,
+            Type::Basic(b'n' | b'q') => layout.size += 2,
+            Type::Basic(b'b') => {
+                layout.booleans.push(start);
+                layout.size += 4;
+            }
+            Type::Basic(b'i' | b'u' | b'h') => layout.size += 4,
+            Type::Basic(b'x' | b't' | b'd') => layout.size += 8,
+            Type::Struct(members) => {
+                for member in members {
+                    member.lay_out(layout)?;
+                }
+            }
+            Type::Basic(_) | Type::Variant | Type::Array(_) => return None,
+        }
+        Some(())
+    }
+}
+
 /// The complete types `signature` is a sequence of (a message body's signature).
 pub fn parse(signature: &[u8]) -> Result<Vec<Type>, Malformed> {
     if signature.len() > MAX_SIGNATURE {
@@ -67,9 +115,12 @@ pub fn parse(signature: &[u8]) -> Result<Vec<Type>, Malformed> {
 
 /// The one complete type `signature` is (a variant's signature, a header field's).
 pub fn single(signature: &[u8]) -> Result<Type, Malformed> {
-    match <[Type; 1]>::try_from(parse(signature)?) {
-        Ok([only]) => Ok(only),
-        Err(_) => Err(Malformed),
+    // Without collecting into a vector: a message may hold millions of variants.
+    let mut parser = Parser { rest: signature };
+    let only = parser.complete(0, 0)?;
+    match parser.rest.is_empty() {
+        true => Ok(only),
+        false => Err(Malformed),
     }
 }
 
@@ -212,6 +263,28 @@ mod tests {
     fn a_signature_is_255_bytes_at_most() {
         assert!(valid(&"y".repeat(255)));
         assert!(!valid(&"y".repeat(256)));
+    }
+
+    #[test]
+    fn fixed_types_are_laid_out_with_their_padding() {
+        let layout = |signature: &str| single(signature.as_bytes()).unwrap().layout();
+        assert_eq!(layout("s"), None);
+        assert_eq!(layout("(yv)"), None);
+        assert_eq!(
+            layout("(ybqt)").unwrap(),
+            Layout {
+                size: 24,
+                padding: vec![1..4, 10..16],
+                booleans: vec![4],
+            }
+        );
+        assert_eq!(
+            layout("((((y))))").unwrap(),
+            Layout {
+                size: 1,
+                ..Layout::default()
+            }
+        );
     }
 
     #[test]
