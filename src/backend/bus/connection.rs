@@ -346,7 +346,9 @@ mod tests {
             sent += 1;
             burst.extend(super::super::forge::signal(u32::try_from(sent).unwrap()));
         }
-        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut bus, &burst));
+        // The bus stays connected until all is taken: its hanging up is no part of this.
+        let writer =
+            std::thread::spawn(move || std::io::Write::write_all(&mut bus, &burst).map(|()| bus));
         let began = Instant::now();
         let mut taken = 0;
         while taken < sent && began.elapsed() < Duration::from_secs(30) {
