@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::marshal::Malformed;
 
 /// The longest signature: its length is one byte on the wire.
-pub const MAX_SIGNATURE: usize = 255;
+const MAX_SIGNATURE: usize = 255;
 
 /// How deep arrays may nest in one signature, and structures (dict entries count as
 /// structures): 32 each, so at most 64 containers in all.
