@@ -201,7 +201,13 @@ impl<'a> Reader<'a> {
                     return self.skip_fixed(&layout, element.alignment(), end);
                 }
                 while self.at < end {
+                    let before = self.at;
                     self.skip(element, depth)?;
+                    // Every valid type takes a byte at least; should one not, the array
+                    // must fail rather than be read for ever.
+                    if self.at == before {
+                        return Err(Malformed);
+                    }
                 }
                 if self.at != end {
                     return Err(Malformed);
@@ -228,10 +234,11 @@ impl<'a> Reader<'a> {
         alignment: usize,
         end: usize,
     ) -> Result<(), Malformed> {
-        let stride = layout
-            .size
-            .checked_next_multiple_of(alignment)
-            .ok_or(Malformed)?;
+        // Elements of no size (which no valid signature has) would never end the array.
+        let stride = match layout.size.checked_next_multiple_of(alignment) {
+            Some(0) | None => return Err(Malformed),
+            Some(stride) => stride,
+        };
         let elements = self.data.get(self.at..end).ok_or(Malformed)?;
         // Whole elements, with the padding between them and none after the last.
         let after_first = elements.len().checked_sub(layout.size).ok_or(Malformed)?;
@@ -347,6 +354,15 @@ mod tests {
         assert_eq!(skip("g", b"\x02a{\0"), Err(Malformed));
         assert_eq!(skip("g", b"\x02()\0"), Err(Malformed));
         assert_eq!(skip("g", b"\x02as\0"), Ok(4));
+    }
+
+    /// Types the signature parser refuses (an empty structure) still cannot hold the
+    /// reader: an array of them fails.
+    #[test]
+    fn an_array_of_values_of_no_size_fails() {
+        let nothing = Type::Array(Box::new(Type::Struct(vec![])));
+        let data = [&8u32.to_le_bytes()[..], &[0; 12]].concat();
+        assert_eq!(Reader::new(&data, false).skip(&nothing, 0), Err(Malformed));
     }
 
     #[test]
