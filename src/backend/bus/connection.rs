@@ -128,6 +128,7 @@ impl Connection {
             }
         }
         let mut read = false;
+        let waiting = self.received.len();
         let mut buffer = vec![0; READ_SIZE];
         loop {
             match (&self.socket).read(&mut buffer) {
@@ -153,7 +154,7 @@ impl Connection {
             // messages is not held in memory), and has its deadline kept (a bus that
             // keeps sending bytes does not keep it reading).
             let late = deadline.is_some_and(|deadline| Instant::now() >= deadline);
-            if !self.received.is_empty() || late {
+            if self.received.len() > waiting || late {
                 break;
             }
         }
