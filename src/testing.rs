@@ -2,10 +2,14 @@
 //! test needs) and a private bus with a stand-in logind, both gone when the test ends.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
 
 pub struct FakeRoot {
     dir: PathBuf,
@@ -168,8 +172,17 @@ pub fn rerun_as_nobody(name: &str, root: &FakeRoot) -> String {
     printed
 }
 
-/// A real dbus-daemon with the stand-in logind of tests/abi/logind_standin.py on it,
-/// configured with `config` (its JSON: answers and sleep behaviour).
+/// The bus daemons a host may have: the tests against a real bus run against each.
+#[derive(Clone, Copy, Debug)]
+pub enum Daemon {
+    /// Debian's dbus-daemon, the reference implementation.
+    DbusDaemon,
+    /// dbus-broker (run as tests/abi/broker_launch.py says).
+    DbusBroker,
+}
+
+/// A real bus with the stand-in logind of tests/abi/logind_standin.py on it, configured
+/// with `config` (its JSON: answers and sleep behaviour).
 pub struct PrivateBus {
     helper: Child,
     pub address: String,
@@ -177,13 +190,30 @@ pub struct PrivateBus {
 }
 
 impl PrivateBus {
+    /// A private dbus-daemon.
     pub fn start(config: &str) -> PrivateBus {
+        PrivateBus::start_on(Daemon::DbusDaemon, config)
+    }
+
+    pub fn start_on(daemon: Daemon, config: &str) -> PrivateBus {
+        let name = match daemon {
+            Daemon::DbusDaemon => "dbus-daemon",
+            Daemon::DbusBroker => "dbus-broker",
+        };
+        let config = config
+            .trim()
+            .strip_prefix('{')
+            .expect("the configuration is a JSON object");
+        let config = match config.trim() {
+            "}" => format!(r#"{{"daemon": "{name}"}}"#),
+            members => format!(r#"{{"daemon": "{name}", {members}"#),
+        };
         let directory = FakeRoot::new();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi/private_bus.py");
         let mut helper = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(directory.path())
-            .arg(config)
+            .arg(&config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -227,5 +257,126 @@ impl PrivateBus {
 impl Drop for PrivateBus {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A stand-in bus on a private Unix socket that takes one connection, answers its
+/// authentication with `OK`, then has `speak` send what it likes: to show that what a
+/// hostile bus sends cannot hold or swell a client. `speak` is told when the test is over
+/// (the bus is dropped), so that a bus that writes for ever stops with the test.
+pub struct HostileBus {
+    pub address: String,
+    over: Arc<AtomicBool>,
+    _directory: FakeRoot,
+}
+
+impl HostileBus {
+    pub fn start(speak: impl FnOnce(&mut UnixStream, &AtomicBool) + Send + 'static) -> HostileBus {
+        let directory = FakeRoot::new();
+        let path = directory.path().join("bus");
+        let listener = UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let over = Arc::new(AtomicBool::new(false));
+        let over_in_thread = Arc::clone(&over);
+        thread::spawn(move || {
+            let over = over_in_thread;
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(_) if over.load(Ordering::Relaxed) => return,
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut said: Vec<u8> = vec![];
+            let mut buffer = [0; 4096];
+            while !said.windows(7).any(|w| w == b"BEGIN\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => return,
+                    Ok(count) => said.extend(&buffer[..count]),
+                }
+            }
+            // Writes give up now and then to see whether the test is over.
+            stream
+                .set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            if stream
+                .write_all(b"OK 0123456789abcdef0123456789abcdef\r\n")
+                .is_ok()
+            {
+                speak(&mut stream, &over);
+            }
+        });
+        HostileBus {
+            address: format!("unix:path={}", path.display()),
+            over,
+            _directory: directory,
+        }
+    }
+
+    /// Writes all of `bytes` to `stream` unless the client goes away or the test is over:
+    /// whether it did.
+    pub fn send(stream: &mut UnixStream, over: &AtomicBool, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if over.load(Ordering::Relaxed) {
+                return false;
+            }
+            match stream.write(bytes) {
+                Ok(written) => bytes = &bytes[written..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Holds the connection open, saying nothing more, until the test is over.
+    pub fn hold(over: &AtomicBool) {
+        while !over.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for HostileBus {
+    fn drop(&mut self) {
+        self.over.store(true, Ordering::Relaxed);
+    }
+}
+
+/// This process's resident memory now, in bytes (`VmRSS`).
+pub fn resident() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// What `work` returns and how much the resident memory rose above where it was at the
+/// start while `work` ran (sampled every few milliseconds); `None` if `work` has not
+/// returned within `limit`, in which case it is left running, and the test is expected to
+/// fail (a client that never returns must not hang the suite).
+pub fn bounded<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> (Option<T>, u64) {
+    let before = resident();
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || drop(sender.send(work())));
+    let deadline = std::time::Instant::now() + limit;
+    let mut peak = before;
+    loop {
+        peak = peak.max(resident());
+        match receiver.recv_timeout(Duration::from_millis(5)) {
+            Ok(value) => return (Some(value), peak.saturating_sub(before)),
+            Err(_) if std::time::Instant::now() >= deadline => {
+                return (None, peak.saturating_sub(before))
+            }
+            Err(_) => {}
+        }
     }
 }

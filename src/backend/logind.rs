@@ -299,7 +299,7 @@ impl SleepWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::PrivateBus;
+    use crate::testing::{Daemon, PrivateBus};
     use std::thread;
 
     /// Short, so that the fault tests end quickly.
@@ -310,21 +310,9 @@ mod tests {
         Logind::new(Some(bus.address.clone()), CALL_TIMEOUT)
     }
 
-    fn answers(config: &str) -> Probe {
-        let bus = PrivateBus::start(config);
+    fn answers(daemon: Daemon, config: &str) -> Probe {
+        let bus = PrivateBus::start_on(daemon, config);
         logind(&bus).probe().unwrap()
-    }
-
-    #[test]
-    fn yes_and_challenge_mean_supported() {
-        let probe = answers(
-            r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#,
-        );
-        let no = Support::No(Unsupported::Logind {
-            method: "CanHybridSleep",
-            answer: "no".into(),
-        });
-        assert_eq!(probe, Probe::Answers([Support::Yes, Support::Yes, no]));
     }
 
     #[test]
@@ -333,14 +321,6 @@ mod tests {
         assert!(
             matches!(logind.probe(), Ok(Probe::Unavailable(why)) if why.starts_with("no system bus"))
         );
-    }
-
-    #[test]
-    fn asking_logind_maps_no_dbus_library() {
-        let bus = PrivateBus::start(r#"{"CanSuspend": "yes"}"#);
-        logind(&bus).probe().unwrap();
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        assert!(!maps.contains("libdbus"), "{maps}");
     }
 
     /// A socket that accepts connections and never says a word.
@@ -384,158 +364,315 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_logind_can_say_the_host_is_back() {
-        let bus = PrivateBus::start(r#"{"asleep_ms": 1500}"#);
-        let logind = logind(&bus);
-        let began = Instant::now();
-        let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
-        bus.wait_for_call("PrepareForSleep True");
-        // Any client of the bus may send the signal: it must not end the wait.
-        let spoofed = std::process::Command::new("dbus-send")
-            .arg(format!("--bus={}", bus.address))
-            .args([
-                "--type=signal",
-                OBJECT,
-                "org.freedesktop.login1.Manager.PrepareForSleep",
-                "boolean:false",
-            ])
-            .status()
-            .unwrap();
-        assert!(spoofed.success());
-        sleeper.join().unwrap().unwrap();
-        assert!(
-            began.elapsed() >= Duration::from_millis(1500),
-            "{:?}",
-            began.elapsed()
-        );
+    /// The tests against a real bus, run against each daemon a host may have.
+    macro_rules! against_a_real_bus {
+        () => {
+            #[test]
+            fn yes_and_challenge_mean_supported() {
+                let probe = answers(
+                    DAEMON,
+                    r#"{"CanSuspend": "yes", "CanHibernate": "challenge", "CanHybridSleep": "no"}"#,
+                );
+                let no = Support::No(Unsupported::Logind {
+                    method: "CanHybridSleep",
+                    answer: "no".into(),
+                });
+                assert_eq!(probe, Probe::Answers([Support::Yes, Support::Yes, no]));
+            }
+
+            #[test]
+            fn asking_logind_maps_no_dbus_library() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"CanSuspend": "yes"}"#);
+                logind(&bus).probe().unwrap();
+                let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                assert!(!maps.contains("libdbus"), "{maps}");
+            }
+
+            #[test]
+            fn only_logind_can_say_the_host_is_back() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 1500}"#);
+                let logind = logind(&bus);
+                let began = Instant::now();
+                let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
+                bus.wait_for_call("PrepareForSleep True");
+                // Any client of the bus may send the signal: it must not end the wait.
+                let spoofed = std::process::Command::new("dbus-send")
+                    .arg(format!("--bus={}", bus.address))
+                    .args([
+                        "--type=signal",
+                        OBJECT,
+                        "org.freedesktop.login1.Manager.PrepareForSleep",
+                        "boolean:false",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(spoofed.success());
+                sleeper.join().unwrap().unwrap();
+                assert!(
+                    began.elapsed() >= Duration::from_millis(1500),
+                    "{:?}",
+                    began.elapsed()
+                );
+            }
+
+            #[test]
+            fn unavailable_unless_activatable() {
+                let probe = answers(DAEMON, r#"{"CanSuspend": "yes", "activatable": false}"#);
+                assert_eq!(
+                    probe,
+                    Probe::Unavailable("org.freedesktop.login1 is not activatable".into())
+                );
+            }
+
+            #[test]
+            fn unavailable_unless_running() {
+                let probe = answers(DAEMON, r#"{"running": false}"#);
+                assert_eq!(
+                    probe,
+                    Probe::Unavailable("org.freedesktop.login1 is not running".into())
+                );
+            }
+
+            #[test]
+            fn suspend_lasts_until_logind_reports_the_host_back() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Hibernate": "ok", "asleep_ms": 400}"#);
+                let began = Instant::now();
+                logind(&bus).suspend(Target::Disk, LATER).unwrap();
+                assert!(began.elapsed() >= Duration::from_millis(400));
+                assert_eq!(
+                    bus.calls(),
+                    "Hibernate False\nPrepareForSleep True\nPrepareForSleep False\n"
+                );
+            }
+
+            #[test]
+            fn sleep_signalled_before_the_reply_as_logind_does_is_followed() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Suspend": "signal first", "asleep_ms": 300}"#);
+                let began = Instant::now();
+                logind(&bus).suspend(Target::Mem, LATER).unwrap();
+                assert!(began.elapsed() >= Duration::from_millis(300));
+                assert_eq!(
+                    bus.calls(),
+                    "Suspend False\nPrepareForSleep True\nPrepareForSleep False\n"
+                );
+            }
+
+            #[test]
+            fn each_target_calls_its_method_non_interactively() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 10}"#);
+                for target in Target::ALL {
+                    logind(&bus).suspend(target, LATER).unwrap();
+                }
+                let methods: Vec<String> = bus
+                    .calls()
+                    .lines()
+                    .filter(|l| !l.starts_with("Prepare"))
+                    .map(String::from)
+                    .collect();
+                assert_eq!(
+                    methods,
+                    ["Suspend False", "Hibernate False", "HybridSleep False"]
+                );
+            }
+
+            #[test]
+            fn refused_suspend_is_a_failure() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Suspend": "error"}"#);
+                let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+                assert!(!failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(e.code, ErrorCode::DbusService);
+                assert_eq!(
+                    e.message,
+                    "error from service: GDBus.Error:org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
+                );
+                assert_eq!(e.domain, DOMAIN_DBUS);
+            }
+
+            #[test]
+            fn logind_that_never_answers_times_out() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"Suspend": "hang"}"#);
+                let began = Instant::now();
+                let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
+                assert!(!failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(e.code, ErrorCode::DbusService);
+                assert!(
+                    e.message == "error from service: No answer to Suspend: Timeout was reached",
+                    "{}",
+                    e.message
+                );
+                assert!(
+                    began.elapsed() < Duration::from_secs(20),
+                    "{:?}",
+                    began.elapsed()
+                );
+            }
+
+            #[test]
+            fn host_never_reported_back_is_given_up_at_the_bound() {
+                let bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 600000}"#);
+                let failure = logind(&bus)
+                    .suspend(Target::Mem, Duration::from_secs(1))
+                    .unwrap_err();
+                // logind said the host was going to sleep: the alarm must stay.
+                assert!(failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(
+                    e.message,
+                    "operation failed: logind did not report the host back within 1 s of Suspend"
+                );
+            }
+
+            #[test]
+            fn bus_that_goes_away_while_asleep_is_a_failure() {
+                let mut bus = PrivateBus::start_on(DAEMON, r#"{"asleep_ms": 600000}"#);
+                let logind = logind(&bus);
+                let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
+                bus.wait_for_call("PrepareForSleep True");
+                bus.stop();
+                let failure = sleeper.join().unwrap().unwrap_err();
+                assert!(failure.may_still_sleep);
+                let e = failure.error;
+                assert_eq!(e.code, ErrorCode::DbusService);
+                assert!(
+                    e.message
+                        .starts_with("error from service: Lost the system bus while asleep"),
+                    "{}",
+                    e.message
+                );
+            }
+        };
     }
 
-    #[test]
-    fn unavailable_unless_activatable() {
-        let probe = answers(r#"{"CanSuspend": "yes", "activatable": false}"#);
-        assert_eq!(
-            probe,
-            Probe::Unavailable("org.freedesktop.login1 is not activatable".into())
-        );
+    mod dbus_daemon {
+        use super::*;
+        const DAEMON: Daemon = Daemon::DbusDaemon;
+        against_a_real_bus!();
     }
 
-    #[test]
-    fn unavailable_unless_running() {
-        let probe = answers(r#"{"running": false}"#);
-        assert_eq!(
-            probe,
-            Probe::Unavailable("org.freedesktop.login1 is not running".into())
-        );
+    mod dbus_broker {
+        use super::*;
+        const DAEMON: Daemon = Daemon::DbusBroker;
+        against_a_real_bus!();
     }
 
-    #[test]
-    fn suspend_lasts_until_logind_reports_the_host_back() {
-        let bus = PrivateBus::start(r#"{"Hibernate": "ok", "asleep_ms": 400}"#);
-        let began = Instant::now();
-        logind(&bus).suspend(Target::Disk, LATER).unwrap();
-        assert!(began.elapsed() >= Duration::from_millis(400));
-        assert_eq!(
-            bus.calls(),
-            "Hibernate False\nPrepareForSleep True\nPrepareForSleep False\n"
-        );
-    }
+    /// A bus that sends what the specification forbids, or more than any client should
+    /// hold, fails the capability query by its deadline (and one second), costing the
+    /// process under [`MEMORY_BOUND`]. Each test fails, rather than hangs, where the
+    /// client spins or reads for ever.
+    mod hostile {
+        use super::*;
+        use crate::backend::bus::forge;
+        use crate::testing::{bounded, HostileBus};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Mutex, PoisonError};
 
-    #[test]
-    fn sleep_signalled_before_the_reply_as_logind_does_is_followed() {
-        let bus = PrivateBus::start(r#"{"Suspend": "signal first", "asleep_ms": 300}"#);
-        let began = Instant::now();
-        logind(&bus).suspend(Target::Mem, LATER).unwrap();
-        assert!(began.elapsed() >= Duration::from_millis(300));
-        assert_eq!(
-            bus.calls(),
-            "Suspend False\nPrepareForSleep True\nPrepareForSleep False\n"
-        );
-    }
+        /// Long enough for a debug build to read megabytes, short enough to wait for.
+        const DEADLINE: Duration = Duration::from_secs(2);
+        /// What a hostile bus may cost the process at most.
+        const MEMORY_BOUND: u64 = 50 << 20;
+        /// What a burst is.
+        const BURST: usize = 8 << 20;
+        /// The size of the nested values: megabytes of them.
+        const NESTED: usize = 4 << 20;
 
-    #[test]
-    fn each_target_calls_its_method_non_interactively() {
-        let bus = PrivateBus::start(r#"{"asleep_ms": 10}"#);
-        for target in Target::ALL {
-            logind(&bus).suspend(target, LATER).unwrap();
+        /// One at a time: the memory each costs is measured on the whole process.
+        static ALONE: Mutex<()> = Mutex::new(());
+
+        /// The capability query against `bus`, which must have answered by the deadline
+        /// and one second, at a cost under the bound.
+        fn probe(bus: &HostileBus) -> Result<Probe> {
+            let _alone = ALONE.lock().unwrap_or_else(PoisonError::into_inner);
+            let logind = Logind::new(Some(bus.address.clone()), DEADLINE);
+            let began = Instant::now();
+            let (answer, rose) = bounded(DEADLINE + Duration::from_secs(1), move || logind.probe());
+            let took = began.elapsed();
+            // For the record of each run (cargo test -- --nocapture).
+            eprintln!("took {took:?}, resident memory rose {} kB", rose >> 10);
+            let answer = answer.unwrap_or_else(|| {
+                panic!(
+                    "no answer after {took:?}; resident memory rose {} MB",
+                    rose >> 20
+                )
+            });
+            assert!(
+                rose < MEMORY_BOUND,
+                "resident memory rose {} MB",
+                rose >> 20
+            );
+            answer
         }
-        let methods: Vec<String> = bus
-            .calls()
-            .lines()
-            .filter(|l| !l.starts_with("Prepare"))
-            .map(String::from)
-            .collect();
-        assert_eq!(
-            methods,
-            ["Suspend False", "Hibernate False", "HybridSleep False"]
-        );
-    }
 
-    #[test]
-    fn refused_suspend_is_a_failure() {
-        let bus = PrivateBus::start(r#"{"Suspend": "error"}"#);
-        let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
-        assert!(!failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(e.code, ErrorCode::DbusService);
-        assert_eq!(
-            e.message,
-            "error from service: GDBus.Error:org.freedesktop.login1.SleepVerbNotSupported: Suspend is refused by the stand-in"
-        );
-        assert_eq!(e.domain, DOMAIN_DBUS);
-    }
+        /// A bus that sends `bytes`, then holds the connection open.
+        fn sending(bytes: Vec<u8>) -> HostileBus {
+            HostileBus::start(move |stream, over: &AtomicBool| {
+                HostileBus::send(stream, over, &bytes);
+                HostileBus::hold(over);
+            })
+        }
 
-    #[test]
-    fn logind_that_never_answers_times_out() {
-        let bus = PrivateBus::start(r#"{"Suspend": "hang"}"#);
-        let began = Instant::now();
-        let failure = logind(&bus).suspend(Target::Mem, LATER).unwrap_err();
-        assert!(!failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(e.code, ErrorCode::DbusService);
-        assert!(
-            e.message == "error from service: No answer to Suspend: Timeout was reached",
-            "{}",
-            e.message
-        );
-        assert!(
-            began.elapsed() < Duration::from_secs(20),
-            "{:?}",
-            began.elapsed()
-        );
-    }
+        /// Signals numbered from `first`, `size` bytes of them at least.
+        fn signals(first: u32, size: usize) -> Vec<u8> {
+            let mut bytes = vec![];
+            let mut serial = first;
+            while bytes.len() < size {
+                bytes.extend(forge::signal(serial));
+                serial += 1;
+            }
+            bytes
+        }
 
-    #[test]
-    fn host_never_reported_back_is_given_up_at_the_bound() {
-        let bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
-        let failure = logind(&bus)
-            .suspend(Target::Mem, Duration::from_secs(1))
-            .unwrap_err();
-        // logind said the host was going to sleep: the alarm must stay.
-        assert!(failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(
-            e.message,
-            "operation failed: logind did not report the host back within 1 s of Suspend"
-        );
-    }
+        fn unavailable(why: &str) -> Probe {
+            Probe::Unavailable(format!("no system bus: {why}"))
+        }
 
-    #[test]
-    fn bus_that_goes_away_while_asleep_is_a_failure() {
-        let mut bus = PrivateBus::start(r#"{"asleep_ms": 600000}"#);
-        let logind = logind(&bus);
-        let sleeper = thread::spawn(move || logind.suspend(Target::Mem, LATER));
-        bus.wait_for_call("PrepareForSleep True");
-        bus.stop();
-        let failure = sleeper.join().unwrap().unwrap_err();
-        assert!(failure.may_still_sleep);
-        let e = failure.error;
-        assert_eq!(e.code, ErrorCode::DbusService);
-        assert!(
-            e.message
-                .starts_with("error from service: Lost the system bus while asleep"),
-            "{}",
-            e.message
-        );
+        const NOT_DBUS: &str = "The bus sent what is not a D-Bus message";
+
+        #[test]
+        fn an_array_of_empty_structures_fails_the_query_at_once() {
+            let bus = sending(forge::empty_structures());
+            assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+        }
+
+        #[test]
+        fn a_burst_of_8_mib_is_read_by_the_deadline() {
+            let bus = sending(signals(1, BURST));
+            assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+        }
+
+        #[test]
+        fn a_bus_that_never_stops_writing_is_left_at_the_deadline() {
+            let batch = signals(1, 64 << 10);
+            let bus = HostileBus::start(
+                move |stream, over: &AtomicBool| {
+                    while HostileBus::send(stream, over, &batch) {}
+                },
+            );
+            assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+        }
+
+        /// 29 arrays and 32 structures in a header field: 64 containers with the field's
+        /// array, structure and variant, the most there may be. Taken, and in time linear
+        /// in their size: the error reply to `Hello` after them is read.
+        #[test]
+        fn nesting_at_the_limit_is_read_in_linear_time() {
+            let nested = forge::signal_with(1, vec![forge::nested_field(29, 32, NESTED)]);
+            let bus = sending([nested, forge::error_reply(2, 1)].concat());
+            let failure = probe(&bus).unwrap_err();
+            assert!(
+                failure.message.ends_with("Timeout was reached"),
+                "{}",
+                failure.message
+            );
+        }
+
+        /// One array more than the limit: refused.
+        #[test]
+        fn nesting_past_the_limit_fails_the_query() {
+            let nested = forge::signal_with(1, vec![forge::nested_field(30, 32, NESTED)]);
+            let bus = sending([nested, forge::error_reply(2, 1)].concat());
+            assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+        }
     }
 }

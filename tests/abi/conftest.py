@@ -53,11 +53,11 @@ def library():
     return str(path)
 
 
-@pytest.fixture
-def system_bus(tmp_path):
-    """A private bus; calling it puts a stand-in logind with the given answers on the bus
-    and returns the bus address."""
-    bus = PrivateBus(tmp_path, wake=tmp_path / "logind-wake.fifo")
+@pytest.fixture(params=["dbus-daemon", "dbus-broker"])
+def system_bus(request, tmp_path):
+    """A private bus, of each daemon a host may have; calling it puts a stand-in logind with
+    the given answers on the bus and returns the bus address."""
+    bus = PrivateBus(tmp_path, wake=tmp_path / "logind-wake.fifo", daemon=request.param)
 
     def start_logind(answers):
         bus.start_logind(answers)

@@ -3,7 +3,8 @@
 As a module: PrivateBus(directory), then .start_logind(config). As a program (for the
 benchmark and the Rust tests): private_bus.py DIRECTORY CONFIG_JSON prints the bus
 address, then keeps both running until its standard input closes. CONFIG_JSON configures
-the stand-in (see logind_standin.py); with "activatable": false the bus has no service
+the stand-in (see logind_standin.py); with "daemon": "dbus-broker" the bus is dbus-broker
+(see broker_launch.py) instead of Debian's dbus-daemon; with "activatable": false the bus has no service
 file for logind, with "running": false no stand-in is started, with "warm": true the
 stand-in answers each Can* call once before the address is printed (so that a benchmark
 does not charge its first, slow answers to whoever asks first).
@@ -16,6 +17,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 from lifetime import terminate_with_parent
 
@@ -41,7 +43,7 @@ class PrivateBus:
     """WAKE, a path: the stand-in's host sleeps until something is written to the FIFO
     there (see logind_standin.py), unless its answers say otherwise."""
 
-    def __init__(self, directory, activatable=True, wake=None):
+    def __init__(self, directory, activatable=True, wake=None, daemon="dbus-daemon"):
         self.directory = pathlib.Path(directory)
         self.wake = wake
         services = self.directory / "services"
@@ -53,18 +55,35 @@ class PrivateBus:
             )
         config = self.directory / "bus.conf"
         config.write_text(CONFIG.format(directory=self.directory))
-        self.daemon = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-            stderr=open(self.directory / "bus.log", "w"),
-            text=True,
-            preexec_fn=terminate_with_parent,
-        )
-        self.address = self.daemon.stdout.readline().strip()
-        self.children = [self.daemon]
+        log = open(self.directory / "bus.log", "w")
+        if daemon == "dbus-broker":
+            socket_path = self.directory / "bus.socket"
+            self.daemon = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "/usr/bin/python3",
+                 str(HERE / "broker_launch.py"), str(socket_path), str(config)],
+                stdout=log,
+                stderr=log,
+                preexec_fn=terminate_with_parent,
+            )
+            self.children = [self.daemon]
+            # The socket is bound before the broker starts: connections wait in its queue.
+            deadline = time.monotonic() + 10
+            while not socket_path.exists() and self.daemon.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.address = f"unix:path={socket_path}" if socket_path.exists() else ""
+        else:
+            self.daemon = subprocess.Popen(
+                ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                preexec_fn=terminate_with_parent,
+            )
+            self.address = self.daemon.stdout.readline().strip()
+            self.children = [self.daemon]
         if not self.address:
             self.stop()
-            raise RuntimeError(f"dbus-daemon did not start: {(self.directory / 'bus.log').read_text()}")
+            raise RuntimeError(f"{daemon} did not start: {(self.directory / 'bus.log').read_text()}")
 
     def start_logind(self, answers):
         """Puts a stand-in logind with the given Can* answers on the bus; its calls are
@@ -106,7 +125,11 @@ def warm(address):
 
 def main():
     config = json.loads(sys.argv[2])
-    bus = PrivateBus(sys.argv[1], activatable=config.get("activatable", True))
+    bus = PrivateBus(
+        sys.argv[1],
+        activatable=config.get("activatable", True),
+        daemon=config.get("daemon", "dbus-daemon"),
+    )
     try:
         if config.get("running", True):
             bus.start_logind(config)

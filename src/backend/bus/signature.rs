@@ -1,0 +1,299 @@
+//! The D-Bus Specification, "Type System" and its "Valid Signatures": a signature parsed
+//! once into a tree of complete types, so that reading a value never scans its signature
+//! again (an array of a million nested structures is walked once, not re-parsed per
+//! element).
+
+use std::ops::Range;
+
+use super::marshal::Malformed;
+
+/// The longest signature: its length is one byte on the wire.
+const MAX_SIGNATURE: usize = 255;
+
+/// How deep arrays may nest in one signature, and structures (dict entries count as
+/// structures): 32 each, so at most 64 containers in all.
+const MAX_ARRAY_NESTING: u32 = 32;
+const MAX_STRUCT_NESTING: u32 = 32;
+
+/// The basic types: one code each, and the only types a dict entry's key may be.
+const BASIC: &[u8] = b"ybnqiuxtdhsog";
+
+/// A single complete type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// A basic type, by its code.
+    Basic(u8),
+    Variant,
+    Array(Box<Type>),
+    /// A structure, or a dict entry (its key and value): both are laid out alike.
+    Struct(Vec<Type>),
+}
+
+impl Type {
+    /// The boundary a value of this type starts on.
+    pub fn alignment(&self) -> usize {
+        match self {
+            Type::Basic(b'n' | b'q') => 2,
+            Type::Basic(b'b' | b'i' | b'u' | b'h' | b's' | b'o') | Type::Array(_) => 4,
+            Type::Basic(b'x' | b't' | b'd') | Type::Struct(_) => 8,
+            Type::Basic(_) | Type::Variant => 1,
+        }
+    }
+}
+
+impl Type {
+    /// How many containers nest in a value of this type at most (a variant counts as one:
+    /// what it holds is counted when it is read).
+    pub fn depth(&self) -> u32 {
+        match self {
+            Type::Basic(_) => 0,
+            Type::Variant => 1,
+            Type::Array(element) => 1 + element.depth(),
+            Type::Struct(members) => 1 + members.iter().map(Type::depth).max().unwrap_or(0),
+        }
+    }
+}
+
+/// Where the bytes of a value of a fixed-size type are (strings, variants and arrays are
+/// sized by their data; every other type is fixed), from a start aligned for it: its size,
+/// the padding inside it (to be nul bytes), and where its booleans are (to be 0 or 1).
+/// What lets an array of such values be checked without walking the type per element.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub size: usize,
+    pub padding: Vec<Range<usize>>,
+    pub booleans: Vec<usize>,
+}
+
+impl Type {
+    /// The layout of a value of this type, if its size is fixed.
+    pub fn layout(&self) -> Option<Layout> {
+        let mut layout = Layout::default();
+        self.lay_out(&mut layout)?;
+        Some(layout)
+    }
+
+    /// Adds a value of this type at the end of `layout`.
+    fn lay_out(&self, layout: &mut Layout) -> Option<()> {
+        let start = layout.size.next_multiple_of(self.alignment());
+        if start > layout.size {
+            layout.padding.push(layout.size..start);
+        }
+        layout.size = start;
+        match self {
+            Type::Basic(b'y') => layout.size += 1,
+            Type::Basic(b'n' | b'q') => layout.size += 2,
+            Type::Basic(b'b') => {
+                layout.booleans.push(start);
+                layout.size += 4;
+            }
+            Type::Basic(b'i' | b'u' | b'h') => layout.size += 4,
+            Type::Basic(b'x' | b't' | b'd') => layout.size += 8,
+            Type::Struct(members) => {
+                for member in members {
+                    member.lay_out(layout)?;
+                }
+            }
+            Type::Basic(_) | Type::Variant | Type::Array(_) => return None,
+        }
+        Some(())
+    }
+}
+
+/// The complete types `signature` is a sequence of (a message body's signature).
+pub fn parse(signature: &[u8]) -> Result<Vec<Type>, Malformed> {
+    if signature.len() > MAX_SIGNATURE {
+        return Err(Malformed);
+    }
+    let mut parser = Parser { rest: signature };
+    let mut types = vec![];
+    while !parser.rest.is_empty() {
+        types.push(parser.complete(0, 0)?);
+    }
+    Ok(types)
+}
+
+/// The one complete type `signature` is (a variant's signature, a header field's).
+pub fn single(signature: &[u8]) -> Result<Type, Malformed> {
+    // Without collecting into a vector: a message may hold millions of variants.
+    let mut parser = Parser { rest: signature };
+    let only = parser.complete(0, 0)?;
+    match parser.rest.is_empty() {
+        true => Ok(only),
+        false => Err(Malformed),
+    }
+}
+
+struct Parser<'a> {
+    rest: &'a [u8],
+}
+
+impl Parser<'_> {
+    fn next(&mut self) -> Result<u8, Malformed> {
+        let (&code, rest) = self.rest.split_first().ok_or(Malformed)?;
+        self.rest = rest;
+        Ok(code)
+    }
+
+    /// The complete type that begins what is left, inside `arrays` arrays and `structs`
+    /// structures.
+    fn complete(&mut self, arrays: u32, structs: u32) -> Result<Type, Malformed> {
+        match self.next()? {
+            b'a' if arrays < MAX_ARRAY_NESTING => {
+                if self.rest.first() == Some(&b'{') {
+                    self.next()?;
+                    return self.dict_entry(arrays + 1, structs);
+                }
+                Ok(Type::Array(Box::new(self.complete(arrays + 1, structs)?)))
+            }
+            b'(' if structs < MAX_STRUCT_NESTING => {
+                let mut members = vec![];
+                while self.rest.first() != Some(&b')') {
+                    members.push(self.complete(arrays, structs + 1)?);
+                }
+                self.next()?;
+                // An empty structure has no values to read: an array of them would never
+                // advance.
+                match members.is_empty() {
+                    true => Err(Malformed),
+                    false => Ok(Type::Struct(members)),
+                }
+            }
+            b'v' => Ok(Type::Variant),
+            code if BASIC.contains(&code) => Ok(Type::Basic(code)),
+            // Too deep, a closing bracket without its opening one, a dict entry outside an
+            // array, or no type at all.
+            _ => Err(Malformed),
+        }
+    }
+
+    /// A dict entry after its `a{`: a basic key, one value, `}`.
+    fn dict_entry(&mut self, arrays: u32, structs: u32) -> Result<Type, Malformed> {
+        if structs >= MAX_STRUCT_NESTING {
+            return Err(Malformed);
+        }
+        let key = self.complete(arrays, structs + 1)?;
+        if !matches!(key, Type::Basic(_)) {
+            return Err(Malformed);
+        }
+        let value = self.complete(arrays, structs + 1)?;
+        match self.next()? {
+            b'}' => Ok(Type::Array(Box::new(Type::Struct(vec![key, value])))),
+            _ => Err(Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(signature: &str) -> bool {
+        parse(signature.as_bytes()).is_ok()
+    }
+
+    #[test]
+    fn the_specifications_valid_signatures_are_taken() {
+        for signature in [
+            "",
+            "y",
+            "as",
+            "a{sv}",
+            "(ii)",
+            "a(yv)",
+            "aa{s(ia{oy})}",
+            "ssb",
+        ] {
+            assert!(valid(signature), "{signature}");
+        }
+        assert_eq!(
+            parse(b"a{sv}").unwrap(),
+            [Type::Array(Box::new(Type::Struct(vec![
+                Type::Basic(b's'),
+                Type::Variant
+            ])))]
+        );
+    }
+
+    #[test]
+    fn empty_structures_are_refused() {
+        for signature in ["()", "a()", "{}", "a{}", "(())", "((y)())"] {
+            assert!(!valid(signature), "{signature}");
+        }
+    }
+
+    #[test]
+    fn dict_entries_only_in_arrays_with_a_basic_key() {
+        for signature in [
+            "{sv}", "(s{sv})", "a{vs}", "a{(y)s}", "a{ass}", "a{s}", "a{svy}", "a{sv",
+        ] {
+            assert!(!valid(signature), "{signature}");
+        }
+    }
+
+    #[test]
+    fn what_is_no_type_is_refused() {
+        for signature in [
+            "a", "(", "(y", ")", "y)", "}", "r", "e", "m", "*", "?", "@", "\0",
+        ] {
+            assert!(!valid(signature), "{signature:?}");
+        }
+    }
+
+    #[test]
+    fn thirty_two_arrays_and_thirty_two_structures_at_most() {
+        let nested = |arrays: usize, structs: usize| {
+            format!(
+                "{}{}y{}",
+                "a".repeat(arrays),
+                "(".repeat(structs),
+                ")".repeat(structs)
+            )
+        };
+        assert!(valid(&nested(32, 32)));
+        assert!(!valid(&nested(33, 0)));
+        assert!(!valid(&nested(0, 33)));
+        // A dict entry counts as a structure.
+        let in_dict = format!("a{{s{}}}", nested(0, 31));
+        assert!(valid(&in_dict));
+        assert!(!valid(&format!("a{{s{}}}", nested(0, 32))));
+    }
+
+    #[test]
+    fn a_signature_is_255_bytes_at_most() {
+        assert!(valid(&"y".repeat(255)));
+        assert!(!valid(&"y".repeat(256)));
+    }
+
+    #[test]
+    fn fixed_types_are_laid_out_with_their_padding() {
+        let layout = |signature: &str| single(signature.as_bytes()).unwrap().layout();
+        assert_eq!(layout("s"), None);
+        assert_eq!(layout("(yv)"), None);
+        assert_eq!(
+            layout("(ybqt)").unwrap(),
+            Layout {
+                size: 24,
+                padding: vec![1..4, 10..16],
+                booleans: vec![4],
+            }
+        );
+        assert_eq!(
+            layout("((((y))))").unwrap(),
+            Layout {
+                size: 1,
+                ..Layout::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_single_complete_type_where_one_is_required() {
+        assert_eq!(
+            single(b"ai").unwrap(),
+            Type::Array(Box::new(Type::Basic(b'i')))
+        );
+        assert!(single(b"").is_err());
+        assert!(single(b"ii").is_err());
+    }
+}
