@@ -278,7 +278,7 @@ fn unescape(value: &str) -> String {
 
 impl Record {
     /// Parses the record's text; the error names the first key missing or malformed.
-    fn parse(text: &str) -> std::result::Result<Record, String> {
+    pub(crate) fn parse(text: &str) -> std::result::Result<Record, String> {
         let values: Vec<(&str, &str)> = text
             .lines()
             .filter_map(|line| line.split_once('='))

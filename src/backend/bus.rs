@@ -322,7 +322,7 @@ impl Writer {
 
 /// A D-Bus value that breaks the wire format.
 #[derive(Debug)]
-struct Malformed;
+pub(crate) struct Malformed;
 
 /// Reads D-Bus values from `data`, each aligned from its start (a message's, or its body's:
 /// a body starts 8-aligned).
@@ -482,7 +482,7 @@ fn alignment(code: u8) -> usize {
 }
 
 /// The length of the message at the start of `data`, once all of it is there.
-fn whole_message(data: &[u8]) -> Result<Option<usize>, Malformed> {
+pub(crate) fn whole_message(data: &[u8]) -> Result<Option<usize>, Malformed> {
     if data.len() < 16 {
         return Ok(None);
     }
@@ -538,7 +538,7 @@ pub struct Message {
 
 impl Message {
     /// The message that is the whole of `data`.
-    fn parse(data: &[u8]) -> Result<Message, Malformed> {
+    pub(crate) fn parse(data: &[u8]) -> Result<Message, Malformed> {
         let big_endian = endianness(data[0])?;
         let mut header = Reader {
             data,
@@ -715,7 +715,7 @@ impl Connection {
     }
 
     /// A connection on `socket` (non-blocking) whose first bytes are `authentication`.
-    fn over(socket: UnixStream, authentication: Vec<u8>) -> Connection {
+    pub(crate) fn over(socket: UnixStream, authentication: Vec<u8>) -> Connection {
         Connection {
             socket,
             phase: Phase::Authenticating,
