@@ -10,6 +10,10 @@ mod backend;
 mod config;
 mod error;
 pub mod ffi;
+// The fuzz targets' entry points, for the fuzz crate (fuzz/) and the corpus replay test:
+// not part of the library's interface.
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 mod libvirt;
 mod node;

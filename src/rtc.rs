@@ -47,10 +47,10 @@ impl Rtc {
         };
         for entry in entries.into_iter().flatten() {
             let name = entry.map_err(|e| unread(&e))?.file_name();
-            let Some((number, name)) = name.to_str().and_then(|name| {
-                let number = name.strip_prefix("rtc")?.parse::<u32>().ok()?;
-                Some((number, name.to_owned()))
-            }) else {
+            let Some((number, name)) = name
+                .to_str()
+                .and_then(|name| Some((clock_number(name)?, name.to_owned())))
+            else {
                 continue;
             };
             let wakealarm = class.join(&name).join("wakealarm");
@@ -108,7 +108,7 @@ impl Rtc {
     /// The RTC's current time, in whole seconds since the epoch.
     fn now(&self) -> Result<u64> {
         let text = sysfs::read_attribute(&self.since_epoch, SET_WAKEUP)?;
-        text.trim().parse().map_err(|_| {
+        seconds(&text).ok_or_else(|| {
             Error::new(
                 ErrorCode::InternalError,
                 SET_WAKEUP,
@@ -179,7 +179,7 @@ impl Rtc {
     /// disarmed or rung).
     pub fn alarm(&self) -> Result<Option<u64>> {
         let held = sysfs::read_attribute(&self.wakealarm, SET_WAKEUP)?;
-        Ok(held.trim().parse().ok())
+        Ok(seconds(&held))
     }
 
     /// Disarms the alarm if it still holds `at`, the value a request wrote. An alarm
@@ -191,6 +191,16 @@ impl Rtc {
         }
         self.disarm().map(|()| true)
     }
+}
+
+/// The number of the clock named `name` in the RTC class (`rtcN`).
+pub(crate) fn clock_number(name: &str) -> Option<u32> {
+    name.strip_prefix("rtc")?.parse().ok()
+}
+
+/// The time in a `since_epoch` or `wakealarm` file: seconds, on a line of their own.
+pub(crate) fn seconds(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
 }
 
 #[cfg(test)]

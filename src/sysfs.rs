@@ -41,7 +41,7 @@ pub fn read_attribute(path: &Path, function: &'static str) -> Result<String> {
 
 /// A kernel file's bytes as text. The kernel writes ASCII; anything else is named as what
 /// it is, not as an I/O error (no system call failed).
-fn text(path: &Path, bytes: Vec<u8>, function: &'static str) -> Result<String> {
+pub fn text(path: &Path, bytes: Vec<u8>, function: &'static str) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         Error::new(

@@ -78,9 +78,9 @@ enum SwapKind {
 }
 
 /// An active swap area that could hold an image.
-struct SwapEntry {
+pub(crate) struct SwapEntry {
     /// The area's path under the root.
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     kind: SwapKind,
     size_kb: u64,
     used_kb: u64,
@@ -122,10 +122,7 @@ impl Hibernation {
         let Some(cmdline) = read_bytes(&self.cmdline)? else {
             return Ok(());
         };
-        let noresume = cmdline
-            .split(u8::is_ascii_whitespace)
-            .any(|word| word == b"noresume");
-        if noresume {
+        if has_noresume(&cmdline) {
             return Err(Unsupported::NoResume {
                 file: self.cmdline.clone(),
             });
@@ -149,11 +146,11 @@ impl Hibernation {
                 exists: false,
             });
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let device = parse_devnum(text.trim()).ok_or_else(|| Unsupported::ResumeGarbled {
-            file: self.resume.clone(),
-            text: text.trim().to_owned(),
-        })?;
+        let device =
+            parse_trimmed(&bytes, parse_devnum).map_err(|text| Unsupported::ResumeGarbled {
+                file: self.resume.clone(),
+                text,
+            })?;
         if device.major == 0 && device.minor == 0 {
             return Err(Unsupported::NoResumeDevice {
                 file: self.resume.clone(),
@@ -162,15 +159,12 @@ impl Hibernation {
         }
         let offset = match read_bytes(&self.resume_offset)? {
             None => None,
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let offset =
-                    parse_decimal(text.trim()).ok_or_else(|| Unsupported::ResumeOffsetGarbled {
-                        file: self.resume_offset.clone(),
-                        text: text.trim().to_owned(),
-                    })?;
-                Some(offset)
-            }
+            Some(bytes) => Some(parse_trimmed(&bytes, parse_decimal).map_err(|text| {
+                Unsupported::ResumeOffsetGarbled {
+                    file: self.resume_offset.clone(),
+                    text,
+                }
+            })?),
         };
         Ok(ResumeConfig { device, offset })
     }
@@ -184,48 +178,10 @@ impl Hibernation {
         let Some(swaps) = read_bytes(&self.swaps)? else {
             return Ok(Vec::new());
         };
-        let mut entries = Vec::new();
-        for (index, line) in swaps.split(|&b| b == b'\n').enumerate().skip(1) {
-            let fields: Vec<&[u8]> = line
-                .split(u8::is_ascii_whitespace)
-                .filter(|field| !field.is_empty())
-                .collect();
-            if fields.is_empty() {
-                continue;
-            }
-            let garbled = || Unsupported::SwapsLineGarbled {
-                file: self.swaps.clone(),
-                line: index + 1,
-            };
-            let &[path, kind, size, used, priority] = fields.as_slice() else {
-                return Err(garbled());
-            };
-            let (Some(size_kb), Some(used_kb), Some(_)) = (
-                ascii(size).and_then(parse_decimal),
-                ascii(used).and_then(parse_decimal),
-                ascii(priority).and_then(|p| p.parse::<i32>().ok()),
-            ) else {
-                return Err(garbled());
-            };
-            let kind = match kind {
-                b"file" if path.ends_with(b"\\040(deleted)") => continue,
-                b"file" => SwapKind::File,
-                b"partition" if path.starts_with(b"/dev/zram") => continue,
-                b"partition" => SwapKind::Partition,
-                _ => continue,
-            };
-            let path = unescape(path);
-            let Some(path) = under_root(&self.root, Path::new(OsStr::from_bytes(&path))) else {
-                return Err(garbled());
-            };
-            entries.push(SwapEntry {
-                path,
-                kind,
-                size_kb,
-                used_kb,
-            });
-        }
-        Ok(entries)
+        parse_swaps(&self.root, &swaps).map_err(|line| Unsupported::SwapsLineGarbled {
+            file: self.swaps.clone(),
+            line,
+        })
     }
 
     /// The entry that is the resume device: the first one whose device (a partition's own
@@ -294,6 +250,51 @@ fn under_root(root: &Path, path: &Path) -> Option<std::path::PathBuf> {
     })
 }
 
+/// `/proc/swaps` (see [`Hibernation::swap_entries`]): the areas that could hold an image,
+/// their paths under `root`; the number of the first line that does not parse.
+pub(crate) fn parse_swaps(root: &Path, swaps: &[u8]) -> Result<Vec<SwapEntry>, usize> {
+    let mut entries = Vec::new();
+    for (index, line) in swaps.split(|&b| b == b'\n').enumerate().skip(1) {
+        let fields: Vec<&[u8]> = line
+            .split(u8::is_ascii_whitespace)
+            .filter(|field| !field.is_empty())
+            .collect();
+        if fields.is_empty() {
+            continue;
+        }
+        // Numbered from 1, the header's.
+        let number = index + 1;
+        let &[path, kind, size, used, priority] = fields.as_slice() else {
+            return Err(number);
+        };
+        let (Some(size_kb), Some(used_kb), Some(_)) = (
+            ascii(size).and_then(parse_decimal),
+            ascii(used).and_then(parse_decimal),
+            ascii(priority).and_then(|p| p.parse::<i32>().ok()),
+        ) else {
+            return Err(number);
+        };
+        let kind = match kind {
+            b"file" if path.ends_with(b"\\040(deleted)") => continue,
+            b"file" => SwapKind::File,
+            b"partition" if path.starts_with(b"/dev/zram") => continue,
+            b"partition" => SwapKind::Partition,
+            _ => continue,
+        };
+        let path = unescape(path);
+        let Some(path) = under_root(root, Path::new(OsStr::from_bytes(&path))) else {
+            return Err(number);
+        };
+        entries.push(SwapEntry {
+            path,
+            kind,
+            size_kb,
+            used_kb,
+        });
+    }
+    Ok(entries)
+}
+
 /// The file's bytes, `None` when it does not exist; any other failure is a reason.
 fn read_bytes(file: &Path) -> Result<Option<Vec<u8>>, Unsupported> {
     match fs::read(file) {
@@ -306,8 +307,26 @@ fn read_bytes(file: &Path) -> Result<Option<Vec<u8>>, Unsupported> {
     }
 }
 
+/// The word `parse` reads in a one-value file (trimmed of its newline), or the word when
+/// it does not parse.
+pub(crate) fn parse_trimmed<T>(
+    bytes: &[u8],
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, String> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    parse(text).ok_or_else(|| text.to_owned())
+}
+
+/// Whether the kernel command line has the word `noresume`.
+pub(crate) fn has_noresume(cmdline: &[u8]) -> bool {
+    cmdline
+        .split(u8::is_ascii_whitespace)
+        .any(|word| word == b"noresume")
+}
+
 /// `MAJ:MIN`, both decimal.
-fn parse_devnum(text: &str) -> Option<DevNum> {
+pub(crate) fn parse_devnum(text: &str) -> Option<DevNum> {
     let (major, minor) = text.split_once(':')?;
     Some(DevNum {
         major: parse_decimal(major)?,
@@ -316,7 +335,7 @@ fn parse_devnum(text: &str) -> Option<DevNum> {
 }
 
 /// Digits only (no sign, no white space).
-fn parse_decimal(text: &str) -> Option<u64> {
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -328,7 +347,7 @@ fn ascii(field: &[u8]) -> Option<&str> {
 }
 
 /// The `Active(anon):  N kB` line's N.
-fn active_anon_kb(meminfo: &str) -> Option<u64> {
+pub(crate) fn active_anon_kb(meminfo: &str) -> Option<u64> {
     let value = meminfo
         .lines()
         .find_map(|line| line.strip_prefix("Active(anon):"))?;
@@ -502,6 +521,13 @@ mod tests {
         for outside in ["/dev/../../etc/shadow", "/..", "swapfile", ""] {
             assert_eq!(under(outside), None, "{outside}");
         }
+    }
+
+    #[test]
+    fn swap_areas_stay_under_the_root() {
+        let swaps = b"Filename Type Size Used Priority\n//dev/vda2 partition 1 0 -2\n";
+        let entries = parse_swaps(Path::new("/root"), swaps).unwrap();
+        assert_eq!(entries[0].path, Path::new("/root/dev/vda2"));
     }
 
     #[test]

@@ -204,15 +204,15 @@ impl From<Unsupported> for Support {
 }
 
 /// What `/sys/power/disk` offers, without the selection brackets, and the one selected.
-struct DiskModes {
-    offered: Vec<String>,
-    selected: Option<String>,
+pub(crate) struct DiskModes {
+    pub(crate) offered: Vec<String>,
+    pub(crate) selected: Option<String>,
 }
 
 impl DiskModes {
     /// `/sys/power/disk` (`Documentation/ABI/testing/sysfs-power`): the modes separated by
     /// white space, at most one of them in brackets (the selected one).
-    fn parse(bytes: &[u8]) -> std::result::Result<DiskModes, &'static str> {
+    pub(crate) fn parse(bytes: &[u8]) -> std::result::Result<DiskModes, &'static str> {
         let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text")?;
         let mut modes = DiskModes {
             offered: Vec::new(),
@@ -242,6 +242,12 @@ impl DiskModes {
     fn offers(&self, mode: &str) -> bool {
         self.offered.iter().any(|m| m == mode)
     }
+}
+
+/// `/sys/power/state` (`Documentation/ABI/testing/sysfs-power`): the sleep states the
+/// kernel supports, separated by spaces.
+pub(crate) fn listed_states(text: &str) -> Vec<&str> {
+    text.split_whitespace().collect()
 }
 
 pub struct Kernel {
@@ -363,7 +369,7 @@ impl Backend for Kernel {
                 self.state.display()
             )));
         };
-        let states: Vec<&str> = text.split_whitespace().collect();
+        let states = listed_states(&text);
         let mut resumable = None;
         Probe::from_each(|target| {
             Ok(match self.support(&states, target, &mut resumable) {

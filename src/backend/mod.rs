@@ -4,8 +4,9 @@
 //! answers; a later one is asked only when an earlier one is unavailable. The suspend is
 //! then carried out by the backend that answered.
 
-mod bus;
-mod hibernation;
+// pub(crate): the fuzz targets (crate::fuzzing) call their parsers.
+pub(crate) mod bus;
+pub(crate) mod hibernation;
 pub mod kernel;
 pub mod logind;
 pub mod pm_utils;

@@ -61,7 +61,7 @@ impl Connection {
     }
 
     /// A connection on `socket` (non-blocking) whose first bytes are `authentication`.
-    fn over(socket: UnixStream, authentication: Vec<u8>) -> Connection {
+    pub(crate) fn over(socket: UnixStream, authentication: Vec<u8>) -> Connection {
         Connection {
             socket,
             phase: Phase::Authenticating,

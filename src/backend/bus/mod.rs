@@ -31,6 +31,8 @@ mod signature;
 pub mod forge;
 
 pub use connection::Connection;
+/// For the fuzz targets (`crate::fuzzing`).
+pub(crate) use message::declared_length;
 pub use message::{Call, Message};
 
 /// How a D-Bus exchange failed.
