@@ -418,6 +418,7 @@ impl Message {
 mod tests {
     use super::super::forge::{field, message, number_field, signature_field, string_field};
     use super::*;
+    use crate::backend::bus::signature::nested;
 
     /// `call` as the bus would deliver it.
     fn delivered(call: &Call) -> Message {
@@ -651,14 +652,6 @@ mod tests {
     /// it is taken; passed, refused.
     #[test]
     fn nesting_at_the_limit_is_taken_and_past_it_refused() {
-        let nested = |arrays: usize, structs: usize| {
-            format!(
-                "{}{}y{}",
-                "a".repeat(arrays),
-                "(".repeat(structs),
-                ")".repeat(structs)
-            )
-        };
         // `arrays` arrays, each holding the next, the innermost empty (of structures),
         // starting at `start` in the body.
         let empty = |arrays: usize, start: usize| {

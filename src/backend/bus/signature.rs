@@ -184,6 +184,17 @@ impl Parser<'_> {
     }
 }
 
+/// A byte in `structs` structures nested in `arrays` arrays: `aa((y))` for 2 and 2.
+#[cfg(test)]
+pub(super) fn nested(arrays: usize, structs: usize) -> String {
+    format!(
+        "{}{}y{}",
+        "a".repeat(arrays),
+        "(".repeat(structs),
+        ")".repeat(structs)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,14 +253,6 @@ mod tests {
 
     #[test]
     fn thirty_two_arrays_and_thirty_two_structures_at_most() {
-        let nested = |arrays: usize, structs: usize| {
-            format!(
-                "{}{}y{}",
-                "a".repeat(arrays),
-                "(".repeat(structs),
-                ")".repeat(structs)
-            )
-        };
         assert!(valid(&nested(32, 32)));
         assert!(!valid(&nested(33, 0)));
         assert!(!valid(&nested(0, 33)));
