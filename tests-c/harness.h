@@ -24,6 +24,10 @@ int harness_main(const struct harness_case *cases, size_t count);
 #define CHECK(cond) harness_check((cond), #cond, __FILE__, __LINE__)
 void harness_check(bool ok, const char *what, const char *file, int line);
 
+/* Skips the running case (TAP "# SKIP") unless the harness runs as root, which the case
+ * needs for `what`: a distribution's package build runs the harness as a user. */
+void harness_need_root(const char *what);
+
 /* CHECK for strings, showing both on failure. */
 #define CHECK_STR(actual, expected) harness_check_str((actual), (expected), __FILE__, __LINE__)
 void harness_check_str(const char *actual, const char *expected, const char *file, int line);

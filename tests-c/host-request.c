@@ -1205,6 +1205,7 @@ static unsigned file_mode(const char *relative)
 
 static void unprivileged_process_waits_for_roots_request_until_it_is_aborted(void)
 {
+    harness_need_root("becoming nobody");
     root_host("freeze mem", "[platform] shutdown reboot", false);
     use_fake_root("3600"); /* pending for the whole case */
     /* mkdtemp made the fake root 0700: nobody may not even reach it. */

@@ -227,6 +227,14 @@ class Suite:
                            "libvirnodesuspend0 libvirt-daemon-driver-nodesuspend; uname -r")
         for line in versions.output.splitlines():
             print(f"          {line}")
+        # Debian 13's packages are built offline with Debian's own crates (build-debs-offline),
+        # which their Static-Built-Using names; Debian 12's with crates.io's (none named).
+        crates = self.sh("dpkg-query -W -f '${Static-Built-Using}' libvirnodesuspend0",
+                         show=False).output.strip()
+        print(f"          libvirnodesuspend0 Static-Built-Using: {crates or '(none)'}")
+        if self.args.release == "trixie":
+            self.check("rust-nix (=" in crates and "rustc (=" in crates,
+                       "the library is the one built offline with Debian 13's rustc and crates")
 
     def caps(self):
         print(f"\n{self.args.release}: capabilities through libvirtd and the preloaded library")

@@ -30,7 +30,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{fstat, major, minor, stat, FileStat, SFlag};
+use nix::errno::Errno;
+use nix::sys::stat::{major, minor, stat, FileStat, SFlag};
 use nix::unistd::{sysconf, SysconfVar};
 
 use super::errno_of;
@@ -446,6 +447,16 @@ const FIEMAP_FLAG_SYNC: u32 = 0x1;
 // FS_IOC_FIEMAP = _IOWR('f', 11, struct fiemap): the size is the header's.
 nix::ioctl_readwrite!(fs_ioc_fiemap, b'f', 11, FiemapHeader);
 
+/// `fstat` of an open file. libc's, not nix's: nix 0.29 (Debian 13's) takes a RawFd, 0.31
+/// an AsFd.
+fn fstat_file(file: &fs::File) -> nix::Result<FileStat> {
+    let mut st = std::mem::MaybeUninit::<FileStat>::uninit();
+    // SAFETY: `file` is open for the call, and `st` is a `struct stat` for fstat to fill.
+    Errno::result(unsafe { libc::fstat(file.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat returned 0, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
 /// The swap file's first physical extent in pages, as `resume_offset` counts (systemd:
 /// `fe_physical` of the first extent divided by the page size). `st` is the file's `stat`:
 /// the file opened must still be that regular file.
@@ -455,7 +466,7 @@ fn first_page(path: &Path, st: &FileStat) -> Result<u64, SwapProblem> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| SwapProblem::Open(errno_of(&e)))?;
-    let opened = fstat(&file).map_err(SwapProblem::Stat)?;
+    let opened = fstat_file(&file).map_err(SwapProblem::Stat)?;
     if file_type(&opened) != SFlag::S_IFREG
         || (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino)
     {

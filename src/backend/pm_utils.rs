@@ -194,8 +194,12 @@ fn read_report(pipe: &OwnedFd, deadline: Duration) -> io::Result<Option<[i32; 2]
             Err(e) => return Err(e.into()),
         }
         let mut message = [0u8; REPORT_SIZE];
-        match nix::unistd::read(pipe, &mut message) {
-            Ok(REPORT_SIZE) => {
+        // libc's read, not nix's: nix 0.29 (Debian 13's) takes a RawFd, 0.31 an AsFd.
+        // SAFETY: reads at most `message.len()` bytes into `message` from the open `pipe`.
+        let read =
+            unsafe { libc::read(pipe.as_raw_fd(), message.as_mut_ptr().cast(), message.len()) };
+        match Errno::result(read) {
+            Ok(read) if read == REPORT_SIZE as isize => {
                 let (kind, value) = message.split_at(4);
                 return Ok(Some([kind, value].map(|half| {
                     i32::from_ne_bytes(half.try_into().expect("4 bytes"))
@@ -213,7 +217,9 @@ fn above_standard_error(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // libc's fcntl, not nix's: nix 0.29 (Debian 13's) takes a RawFd, 0.31 an AsFd.
+    // SAFETY: duplicates the open `fd` to the lowest free number from 3 up; no pointer.
+    let moved = Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
