@@ -558,15 +558,16 @@ impl HostRequest {
     /// The record as it is now; an empty one when there is none. A record that cannot be
     /// parsed reads as no request and no outcome: it is replaced at the next write.
     pub fn read(&self) -> Result<Record> {
+        if !self.trusted_dir()? {
+            return Ok(Record::default());
+        }
         Ok(self.parsed()?.unwrap_or_default())
     }
 
-    /// The record parsed, or why it could not be; an empty one when there is none.
+    /// The record parsed, or why it could not be; an empty one when there is none. The
+    /// caller has found the directory trusted ([`HostRequest::read`], or the guard taken).
     fn parsed(&self) -> Result<std::result::Result<Record, String>> {
         use std::io::Read;
-        if !self.trusted_dir()? {
-            return Ok(Ok(Record::default()));
-        }
         let file = match self.open("request", OpenOptions::new().read(true)) {
             Err(error) if error.int1 == libc::ENOENT => return Ok(Ok(Record::default())),
             opened => opened?,
