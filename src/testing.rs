@@ -151,23 +151,48 @@ pub fn rerun_as_nobody(name: &str, root: &FakeRoot) -> String {
     let program = copy.path().join("tests");
     fs::copy(std::env::current_exe().unwrap(), &program).unwrap();
     fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
-    let output = as_nobody(&program)
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(NOBODYS_ROOT, root.path())
+    let mut command = as_nobody(&program);
+    command.arg("--ignored").env(NOBODYS_ROOT, root.path());
+    run_one_test(command, name)
+}
+
+/// Set, to the test's name, in the process [`alone`] runs a test in.
+const ALONE: &str = "VIRNODESUSPEND_TEST_ALONE";
+
+/// Whether the calling test, `name` (as `module_path!()` and its function name give it),
+/// does its work in this process: true in the process this starts for it; anywhere else,
+/// runs this test binary again for that one test and returns false once it passed there.
+/// For what a test measures on the whole process, its resident memory: in the test
+/// binary's own process, the tests running beside it skew that by tens of megabytes.
+pub fn alone(name: &str) -> bool {
+    // The test harness names tests without the crate's name.
+    let name = name.split_once("::").map_or(name, |(_, path)| path);
+    if std::env::var(ALONE).as_deref() == Ok(name) {
+        return true;
+    }
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env(ALONE, name);
+    // For the record of each run (cargo test -- --nocapture).
+    eprint!("{}", run_one_test(command, name));
+    false
+}
+
+/// Runs the one test `name` with `command`, a test binary, and returns what it printed;
+/// panics unless it passed.
+fn run_one_test(mut command: Command, name: &str) -> String {
+    let output = command
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .output()
         .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         output.status.success() && printed.contains("1 passed"),
-        "{name} as nobody: {}\n{printed}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+        "{name}: {}\n{printed}",
+        output.status
     );
     printed
 }

@@ -564,9 +564,8 @@ mod tests {
     mod hostile {
         use super::*;
         use crate::backend::bus::forge;
-        use crate::testing::{bounded, HostileBus};
+        use crate::testing::{alone, bounded, HostileBus};
         use std::sync::atomic::AtomicBool;
-        use std::sync::{Mutex, PoisonError};
 
         /// Long enough for a debug build to read megabytes, short enough to wait for.
         const DEADLINE: Duration = Duration::from_secs(2);
@@ -577,13 +576,21 @@ mod tests {
         /// The size of the nested values: megabytes of them.
         const NESTED: usize = 4 << 20;
 
-        /// One at a time: the memory each costs is measured on the whole process.
-        static ALONE: Mutex<()> = Mutex::new(());
+        /// A test that runs in a process of its own ([`alone`]): what the bus costs is
+        /// measured on the whole process.
+        macro_rules! alone_test {
+            ($(#[$doc:meta])* fn $name:ident() $body:block) => {
+                $(#[$doc])*
+                #[test]
+                fn $name() {
+                    if alone(concat!(module_path!(), "::", stringify!($name))) $body
+                }
+            };
+        }
 
         /// The capability query against `bus`, which must have answered by the deadline
         /// and one second, at a cost under the bound.
         fn probe(bus: &HostileBus) -> Result<Probe> {
-            let _alone = ALONE.lock().unwrap_or_else(PoisonError::into_inner);
             let logind = Logind::new(Some(bus.address.clone()), DEADLINE);
             let began = Instant::now();
             let (answer, rose) = bounded(DEADLINE + Duration::from_secs(1), move || logind.probe());
@@ -629,50 +636,55 @@ mod tests {
 
         const NOT_DBUS: &str = "The bus sent what is not a D-Bus message";
 
-        #[test]
-        fn an_array_of_empty_structures_fails_the_query_at_once() {
-            let bus = sending(forge::empty_structures());
-            assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+        alone_test! {
+            fn an_array_of_empty_structures_fails_the_query_at_once() {
+                let bus = sending(forge::empty_structures());
+                assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+            }
         }
 
-        #[test]
-        fn a_burst_of_8_mib_is_read_by_the_deadline() {
-            let bus = sending(signals(1, BURST));
-            assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+        alone_test! {
+            fn a_burst_of_8_mib_is_read_by_the_deadline() {
+                let bus = sending(signals(1, BURST));
+                assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+            }
         }
 
-        #[test]
-        fn a_bus_that_never_stops_writing_is_left_at_the_deadline() {
-            let batch = signals(1, 64 << 10);
-            let bus = HostileBus::start(
-                move |stream, over: &AtomicBool| {
-                    while HostileBus::send(stream, over, &batch) {}
-                },
-            );
-            assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+        alone_test! {
+            fn a_bus_that_never_stops_writing_is_left_at_the_deadline() {
+                let batch = signals(1, 64 << 10);
+                let bus = HostileBus::start(
+                    move |stream, over: &AtomicBool| {
+                        while HostileBus::send(stream, over, &batch) {}
+                    },
+                );
+                assert_eq!(probe(&bus).unwrap(), unavailable("Timeout was reached"));
+            }
         }
 
-        /// 29 arrays and 32 structures in a header field: 64 containers with the field's
-        /// array, structure and variant, the most there may be. Taken, and in time linear
-        /// in their size: the error reply to `Hello` after them is read.
-        #[test]
-        fn nesting_at_the_limit_is_read_in_linear_time() {
-            let nested = forge::signal_with(1, vec![forge::nested_field(29, 32, NESTED)]);
-            let bus = sending([nested, forge::error_reply(2, 1)].concat());
-            let failure = probe(&bus).unwrap_err();
-            assert!(
-                failure.message.ends_with("Timeout was reached"),
-                "{}",
-                failure.message
-            );
+        alone_test! {
+            /// 29 arrays and 32 structures in a header field: 64 containers with the field's
+            /// array, structure and variant, the most there may be. Taken, and in time linear
+            /// in their size: the error reply to `Hello` after them is read.
+            fn nesting_at_the_limit_is_read_in_linear_time() {
+                let nested = forge::signal_with(1, vec![forge::nested_field(29, 32, NESTED)]);
+                let bus = sending([nested, forge::error_reply(2, 1)].concat());
+                let failure = probe(&bus).unwrap_err();
+                assert!(
+                    failure.message.ends_with("Timeout was reached"),
+                    "{}",
+                    failure.message
+                );
+            }
         }
 
-        /// One array more than the limit: refused.
-        #[test]
-        fn nesting_past_the_limit_fails_the_query() {
-            let nested = forge::signal_with(1, vec![forge::nested_field(30, 32, NESTED)]);
-            let bus = sending([nested, forge::error_reply(2, 1)].concat());
-            assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+        alone_test! {
+            /// One array more than the limit: refused.
+            fn nesting_past_the_limit_fails_the_query() {
+                let nested = forge::signal_with(1, vec![forge::nested_field(30, 32, NESTED)]);
+                let bus = sending([nested, forge::error_reply(2, 1)].concat());
+                assert_eq!(probe(&bus).unwrap(), unavailable(NOT_DBUS));
+            }
         }
     }
 }
