@@ -357,7 +357,8 @@ class Suite:
         call = self.virsh(f"nodesuspend {target} {duration}", remote)
         if not self.check(call.status == 0, f"virsh nodesuspend {target} {duration} returns 0"):
             return None
-        pid = pid or self.daemon_pid()
+        # virtqemud may have ended (--timeout 120) before the call started a new one.
+        pid = self.daemon_pid() if self.linked else (pid or self.daemon_pid())
         during = self.virsh(f"nodesuspend mem {DURATION_S}", remote)
         self.check(during.status != 0 and "already in progress" in during.output,
                    "a second request while it is pending is refused (already in progress)")
