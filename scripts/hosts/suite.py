@@ -306,18 +306,22 @@ class Suite:
                         "systemctl is-enabled libvirtd.service libvirtd.socket 2>&1 | "
                         "tr '\\n' ' '; echo; systemctl is-active libvirtd.service; "
                         "dpkg-query -W -f '${Package} ' 'libvirt*' 2>/dev/null; echo; "
-                        "ls /etc/ld.so.preload 2>&1", show=False)
+                        "ls /etc/ld.so.preload /usr/lib/*/virnodesuspend/preload.so 2>&1 | "
+                        "tr '\\n' ' '", show=False)
         lines = (setup.output.splitlines() + [""] * 5)[:5]
         print(f"          sockets virtqemud virtlxcd virtproxyd virtlogd: {lines[0].strip()}")
         print(f"          libvirtd.service, libvirtd.socket: {lines[1].strip()}; "
               f"running: {lines[2].strip()}")
         print(f"          Debian's libvirt packages installed: {lines[3].strip() or 'none'}")
+        print(f"          {lines[4].strip()}")
         self.check(lines[0].split() == ["active"] * 4,
                    "virtqemud, virtlxcd, virtproxyd and virtlogd listen on their sockets")
         self.check(lines[2].strip() != "active" and "enabled" not in lines[1].split()
                    and lines[3].strip() == "",
                    "no libvirtd (neither enabled nor running), no Debian libvirt package "
                    "(the drop-in's package is not installed)")
+        self.check(lines[4].count("No such file") == 2,
+                   "no /etc/ld.so.preload, no preload.so on the host")
         expected = self.logind_mask()
         for unit, uri in MODULAR_URIS.items():
             listed, caps = self.virsh_caps(f"virsh -c {uri}")
