@@ -1,8 +1,9 @@
 """The hosts suite's flows: a Debian guest with systemd, logind and libvirt's daemon (the
-library preloaded by its Debian package's drop-in) put to sleep by `virsh nodesuspend` and
-woken by the library's RTC alarm, checked on this machine's clock.
+library preloaded by its Debian package's drop-in; in the modular guest, libvirt's modular
+daemons built linked against it) put to sleep by `virsh nodesuspend` and woken by the
+library's RTC alarm, checked on this machine's clock.
 
-    suite.py --image DIR --workdir DIR --release bookworm|trixie [--flows FLOW,...]
+    suite.py --image DIR --workdir DIR --release bookworm|trixie|modular [--flows FLOW,...]
 
 FLOW: caps, domain, mem, hybrid, disk (virsh in the guest, 60 s), stock, daemon-vs-shell,
 sigkill, sigkill-socket, remote-errors, remote-TARGET-DURATION (remote-mem-60,
@@ -10,10 +11,19 @@ remote-hybrid-120, ...: virsh on this machine, the guest then has QEMU's user ne
 libvirtd's TCP port forwarded; the same checks as the local sleeps, and a probe's downtime),
 kernel-vs-logind (boots the image three more times). A disk sleep ends in a power-off (the
 suite boots the guest again, and it resumes). Defaults (tp-libvirt's six remote cases shared
-between the two guests, so that each guest sleeps each way once with every check):
+between the three guests, so that each Debian guest sleeps each way once with every check):
 bookworm caps,domain,mem,stock,remote-errors,remote-mem-60,remote-hybrid-120,remote-disk-60;
-trixie caps,domain,mem,daemon-vs-shell,sigkill,sigkill-socket,remote-hybrid-60,
-remote-mem-120,remote-disk-120,kernel-vs-logind.
+trixie caps,domain,mem,daemon-vs-shell,sigkill,remote-mem-120,remote-disk-120,kernel-vs-logind;
+modular caps,mem,sigkill-socket,remote-hybrid-60.
+
+The modular guest (Debian 13 with libvirt 11.3 built by scripts/build-libvirt, linked against
+the library, nothing preloaded) runs libvirt as Fedora and RHEL do: virtqemud, virtlxcd and
+virtproxyd started by their sockets, no libvirtd. Its virsh names its URI (qemu:///system,
+lxc:///system); its daemon is virtqemud (pids, journal, the SIGKILL); its caps also asks
+virtlxcd and checks what the daemons map and their environment; its sleeps also have
+virtlxcd, another process loading the library, refused while virtqemud's request is pending
+and accepted after it; its remote flows reach virtproxyd (virtproxyd-tcp.socket), which
+hands the call to virtqemud.
 
 Witnesses: QEMU's QMP events (SUSPEND, WAKEUP, SUSPEND_DISK, SHUTDOWN: timed by QEMU on this
 machine's clock), the answers of commands run in the guest (timed when sent and when their
@@ -53,9 +63,13 @@ LOGIND_METHODS = {"mem": "CanSuspend", "disk": "CanHibernate", "hybrid": "CanHyb
 DEFAULT_FLOWS = {
     "bookworm": ["caps", "domain", "mem", "stock", "remote-errors", "remote-mem-60",
                  "remote-hybrid-120", "remote-disk-60"],
-    "trixie": ["caps", "domain", "mem", "daemon-vs-shell", "sigkill", "sigkill-socket",
-               "remote-hybrid-60", "remote-mem-120", "remote-disk-120", "kernel-vs-logind"],
+    "trixie": ["caps", "domain", "mem", "daemon-vs-shell", "sigkill", "remote-mem-120",
+               "remote-disk-120", "kernel-vs-logind"],
+    "modular": ["caps", "mem", "sigkill-socket", "remote-hybrid-60"],
 }
+# The modular guest's daemons: the one that loads the library for each URI, and the proxy
+# that serves the remote flows (virtproxyd-tcp.socket, libvirt's port 16509).
+MODULAR_URIS = {"virtqemud": "qemu:///system", "virtlxcd": "lxc:///system"}
 DROPIN_MASK = "/etc/systemd/system/libvirtd.service.d/virnodesuspend.conf"
 # The domain flow's guest: QEMU (TCG) with no disk and no network, so SeaBIOS finds nothing
 # to boot and waits; it only has to start, confined, with the daemon's environment.
@@ -74,9 +88,10 @@ TINY_DOMAIN = """<domain type='qemu'>
 # QEMU says when a library is missing.
 LOADER_ERROR = re.compile(r"ld\.so|cannot be preloaded|error while loading shared libraries")
 # The journal lines the timeline shows: logind's, systemd-sleep's, the kernel's PM lines and
-# the library's (through libvirtd's log).
+# the library's (through the daemon's log).
 JOURNAL_LINE = re.compile(
-    r"^(\d+\.\d+) \S+ (systemd-logind|systemd-sleep|kernel|libvirtd)(?:\[\d+\])?: (.*)$")
+    r"^(\d+\.\d+) \S+ (systemd-logind|systemd-sleep|kernel|libvirtd|virtqemud|virtlxcd)"
+    r"(?:\[\d+\])?: (.*)$")
 JOURNAL_WORTH = re.compile(
     r"The system will|sleep state|sleep operation|PM: (suspend|hibernation)|[Ss]uspend|"
     r"[Hh]ibernat|System returned|Operation '")
@@ -163,6 +178,10 @@ class Suite:
         self.guest = Guest(args.release, args.image, args.workdir, self.timeline, nic=nic)
         self.guest.forward_port = port if nic else None
         self.summary = []
+        # What the flows call the daemon that loads the library, and how virsh reaches it.
+        self.linked = args.release == "modular"
+        self.unit = "virtqemud" if self.linked else "libvirtd"
+        self.local_virsh = "virsh -c qemu:///system" if self.linked else "virsh"
 
     # Small helpers around the guest.
     def sh(self, command, timeout=60, show=True):
@@ -171,8 +190,11 @@ class Suite:
     def check(self, ok, what):
         return self.checks.check(ok, what)
 
-    def daemon_pid(self):
-        return int(self.guest.sh("systemctl show -p MainPID --value libvirtd").output.strip() or 0)
+    def daemon_pid(self, unit=None):
+        """The main pid of unit (the daemon that loads the library: libvirtd, or virtqemud in
+        the modular guest); 0 when it does not run."""
+        unit = unit or self.unit
+        return int(self.guest.sh(f"systemctl show -p MainPID --value {unit}").output.strip() or 0)
 
     def mapped(self, pid):
         """The files of this project that process PID (a shell word) maps: the drop-in's
@@ -190,7 +212,7 @@ class Suite:
     def daemon_maps(self):
         """Whether libvirtd maps the shim (from its start) and the library (from its first
         capability query or suspend on)."""
-        return self.objects(self.mapped("$(systemctl show -p MainPID --value libvirtd)"))
+        return self.objects(self.mapped(f"$(systemctl show -p MainPID --value {self.unit})"))
 
     def alarm(self):
         return self.guest.sh("cat /sys/class/rtc/rtc0/wakealarm").output.strip()
@@ -223,8 +245,13 @@ class Suite:
         self.guest.start()
         self.guest.wait_ready(BOOT_BUDGET_S)
         self.boot_id = self.guest.sh("cat /proc/sys/kernel/random/boot_id").output.strip()
-        versions = self.sh("dpkg-query -W -f '${Package} ${Version}\\n' libvirt-daemon systemd "
-                           "libvirnodesuspend0 libvirt-daemon-driver-nodesuspend; uname -r")
+        # The modular guest: libvirt's version, and how its unit runs virtqemud (its idle
+        # timeout, whether systemd restarts it).
+        packages = ("systemd libvirnodesuspend0 virnodesuspend; virtqemud --version; "
+                    "systemctl cat virtqemud.service | "
+                    "grep -E '^(ExecStart|Environment|EnvironmentFile|Restart)='" if self.linked else
+                    "libvirt-daemon systemd libvirnodesuspend0 libvirt-daemon-driver-nodesuspend")
+        versions = self.sh(f"dpkg-query -W -f '${{Package}} ${{Version}}\\n' {packages}; uname -r")
         for line in versions.output.splitlines():
             print(f"          {line}")
         # Debian 13's packages are built offline with Debian's own crates (build-debs-offline),
@@ -232,24 +259,35 @@ class Suite:
         crates = self.sh("dpkg-query -W -f '${Static-Built-Using}' libvirnodesuspend0",
                          show=False).output.strip()
         print(f"          libvirnodesuspend0 Static-Built-Using: {crates or '(none)'}")
-        if self.args.release == "trixie":
+        if self.args.release in ("trixie", "modular"):
             self.check("rust-nix (=" in crates and "rustc (=" in crates,
                        "the library is the one built offline with Debian 13's rustc and crates")
 
-    def caps(self):
-        print(f"\n{self.args.release}: capabilities through libvirtd and the preloaded library")
-        caps = self.sh("virsh capabilities", show=False)
-        virsh = set(re.findall(r"<suspend_(mem|disk|hybrid)/>", caps.output))
-        self.guest.show(caps, f"virsh capabilities: <power_management> lists "
-                        f"{' '.join(sorted(virsh)) or 'nothing'}")
+    def logind_mask(self):
+        """The targets logind says this host can sleep to ("yes" or "challenge")."""
         logind = {}
         for target, method in LOGIND_METHODS.items():
             answer = self.sh("busctl call org.freedesktop.login1 /org/freedesktop/login1 "
                              f"org.freedesktop.login1.Manager {method}", show=False)
             logind[target] = answer.output.strip().removeprefix("s ").strip('"')
-        expected = {t for t, a in logind.items() if a in ("yes", "challenge")}
         answers = ", ".join(f"{LOGIND_METHODS[t]} {a}" for t, a in logind.items())
         print(f"          logind: {answers}")
+        return {t for t, a in logind.items() if a in ("yes", "challenge")}
+
+    def virsh_caps(self, virsh_command):
+        """The targets <power_management> lists in `VIRSH_COMMAND capabilities`, and its Result."""
+        caps = self.sh(f"{virsh_command} capabilities", show=False)
+        listed = set(re.findall(r"<suspend_(mem|disk|hybrid)/>", caps.output))
+        self.guest.show(caps, f"{virsh_command} capabilities: <power_management> lists "
+                        f"{' '.join(sorted(listed)) or 'nothing'} (exit {caps.status})")
+        return listed, caps
+
+    def caps(self):
+        if self.linked:
+            return self.modular_caps()
+        print(f"\n{self.args.release}: capabilities through libvirtd and the preloaded library")
+        virsh, caps = self.virsh_caps("virsh")
+        expected = self.logind_mask()
         self.check(caps.status == 0 and virsh == expected,
                    f"virsh capabilities shows logind's mask ({' '.join(sorted(expected))})")
         self.check(self.daemon_maps() == {"shim": True, "library": True},
@@ -257,11 +295,64 @@ class Suite:
         backend = self.sh("virnodesuspend caps --json")
         self.check('"backend": "logind"' in backend.output, "the library's backend is logind")
 
+    def modular_caps(self):
+        """The modular guest: virtqemud and virtlxcd, started by their sockets, each answer the
+        capabilities with logind's mask through the library they link; no libvirtd, no
+        drop-in, no LD_PRELOAD anywhere."""
+        print(f"\n{self.args.release}: capabilities through virtqemud and virtlxcd, linked "
+              f"against the library (no libvirtd, nothing preloaded)")
+        setup = self.sh("systemctl is-active virtqemud.socket virtlxcd.socket virtproxyd.socket "
+                        "virtlogd.socket | tr '\\n' ' '; echo; "
+                        "systemctl is-enabled libvirtd.service libvirtd.socket 2>&1 | "
+                        "tr '\\n' ' '; echo; systemctl is-active libvirtd.service; "
+                        "dpkg-query -W -f '${Package} ' 'libvirt*' 2>/dev/null; echo; "
+                        "ls /etc/ld.so.preload /usr/lib/*/virnodesuspend/preload.so 2>&1 | "
+                        "tr '\\n' ' '", show=False)
+        lines = (setup.output.splitlines() + [""] * 5)[:5]
+        print(f"          sockets virtqemud virtlxcd virtproxyd virtlogd: {lines[0].strip()}")
+        print(f"          libvirtd.service, libvirtd.socket: {lines[1].strip()}; "
+              f"running: {lines[2].strip()}")
+        print(f"          Debian's libvirt packages installed: {lines[3].strip() or 'none'}")
+        print(f"          {lines[4].strip()}")
+        self.check(lines[0].split() == ["active"] * 4,
+                   "virtqemud, virtlxcd, virtproxyd and virtlogd listen on their sockets")
+        self.check(lines[2].strip() != "active" and "enabled" not in lines[1].split()
+                   and lines[3].strip() == "",
+                   "no libvirtd (neither enabled nor running), no Debian libvirt package "
+                   "(the drop-in's package is not installed)")
+        self.check(lines[4].count("No such file") == 2,
+                   "no /etc/ld.so.preload, no preload.so on the host")
+        expected = self.logind_mask()
+        for unit, uri in MODULAR_URIS.items():
+            listed, caps = self.virsh_caps(f"virsh -c {uri}")
+            self.check(caps.status == 0 and listed == expected,
+                       f"virsh -c {uri} capabilities ({unit}) shows logind's mask "
+                       f"({' '.join(sorted(expected))})")
+        for unit in list(MODULAR_URIS) + ["virtproxyd", "virtlogd"]:
+            pid = self.daemon_pid(unit)
+            if not pid:
+                print(f"          {unit}: not running")
+                if unit in MODULAR_URIS:
+                    self.check(False, f"{unit} runs")
+                continue
+            env = self.sh(f"tr '\\0' '\\n' </proc/{pid}/environ | grep '^LD_PRELOAD=' ; "
+                          "true", show=False).output.strip()
+            paths = self.mapped(pid)
+            print(f"          {unit} (pid {pid}): maps {' '.join(sorted(paths)) or 'nothing of ours'}"
+                  f"; {env or 'no LD_PRELOAD'}")
+            if unit in MODULAR_URIS:
+                self.check(not self.objects(paths)["shim"]
+                           and any("/libvirnodesuspend.so.0" in p for p in paths),
+                           f"{unit} maps libvirnodesuspend.so.0 and no preload.so")
+            self.check(env == "", f"{unit} has no LD_PRELOAD in its environment")
+        backend = self.sh("virnodesuspend caps --json")
+        self.check('"backend": "logind"' in backend.output, "the library's backend is logind")
+
     def virsh(self, command, remote, timeout=60):
         """virsh COMMAND in the guest, or (remote) from this machine through the forwarded
         port to the guest's libvirtd; a Result either way."""
         if not remote:
-            return self.sh(f"virsh {command}", timeout=timeout)
+            return self.sh(f"{self.local_virsh} {command}", timeout=timeout)
         return self.host_virsh(command, timeout=timeout)
 
     def request(self, target, duration, remote):
@@ -270,14 +361,28 @@ class Suite:
         call = self.virsh(f"nodesuspend {target} {duration}", remote)
         if not self.check(call.status == 0, f"virsh nodesuspend {target} {duration} returns 0"):
             return None
-        pid = pid or self.daemon_pid()
+        # virtqemud may have ended (--timeout 120) before the call started a new one.
+        pid = self.daemon_pid() if self.linked else (pid or self.daemon_pid())
         during = self.virsh(f"nodesuspend mem {DURATION_S}", remote)
         self.check(during.status != 0 and "already in progress" in during.output,
                    "a second request while it is pending is refused (already in progress)")
+        if self.linked:
+            # Another daemon, another process loading the library: the host has one request.
+            lxc = self.sh(f"virsh -c lxc:///system nodesuspend mem {DURATION_S}")
+            refusal = next((l for l in lxc.output.splitlines() if l.startswith("error: ")
+                            and "not valid" in l), "")
+            print(f"          virtlxcd: {refusal or lxc.output.strip()}")
+            self.check(lxc.status != 0 and refusal.startswith(
+                "error: Requested operation is not valid: ") and "already in progress" in refusal,
+                "virsh -c lxc:///system nodesuspend mem 60 (virtlxcd) is refused: error 55 "
+                "(VIR_ERR_OPERATION_INVALID), already in progress")
+            where = "remote" if remote else "local"
+            self.summary.append({"note": f"virtlxcd during virtqemud's {target} {duration} "
+                                 f"{where} request: {refusal or 'not refused'}"})
         status, alarm = self.status(), self.alarm()
         self.check(status["state"] == "pending" and status["target"] == target
                    and status["pid"] == pid and status["backend"] == "logind",
-                   f"virnodesuspend status: pending {target}, libvirtd's pid {pid}, logind")
+                   f"virnodesuspend status: pending {target}, {self.unit}'s pid {pid}, logind")
         self.check(alarm != "" and status["wake_at"] == int(alarm),
                    f"the RTC alarm holds the request's wake time ({alarm})")
         return call
@@ -288,8 +393,9 @@ class Suite:
         daemon from here measures how long the guest is unreachable."""
         how = (f"virsh -c qemu+tcp from this machine, probed through the forwarded port"
                if remote else "virsh in the guest")
+        daemon = ("virtproxyd, virtqemud" if remote else "virtqemud") if self.linked else "libvirtd"
         print(f"\n{self.args.release}: {NAMES[target]} ({target}) for {duration} s through "
-              f"libvirtd, the library, logind and the kernel ({how})")
+              f"{daemon}, the library, logind and the kernel ({how})")
         if remote and not self.remote_setup():
             return
         probe = Probe(self.guest.forward_port) if remote else None
@@ -359,8 +465,17 @@ class Suite:
         self.check(any(SLEEP_ENTERED.search(l) for l in lines)
                    and any(SLEEP_RETURNED.search(l) for l in lines),
                    "systemd-sleep's journal: entering the sleep state, returned from it")
-        after = self.virsh(f"nodesuspend mem {DURATION_S}", remote)
-        if self.check(after.status == 0, "a request after it is accepted"):
+        if self.linked:
+            # virtlxcd this time: the record names it as the owner.
+            after = self.sh(f"virsh -c lxc:///system nodesuspend mem {DURATION_S}")
+            owner, lxcd = self.status()["pid"], self.daemon_pid("virtlxcd")
+            accepted = self.check(after.status == 0 and owner == lxcd,
+                                  f"virsh -c lxc:///system nodesuspend mem {DURATION_S} after it "
+                                  f"is accepted (the record names virtlxcd, pid {owner})")
+        else:
+            after = self.virsh(f"nodesuspend mem {DURATION_S}", remote)
+            accepted = self.check(after.status == 0, "a request after it is accepted")
+        if accepted:
             aborted = self.sh("virnodesuspend abort")
             self.check(aborted.status == 0 and self.status()["state"] == "idle",
                        "... and aborted from the shell (virnodesuspend abort)")
@@ -406,7 +521,7 @@ class Suite:
                    and self.alarm() == "", "the record says aborted, the alarm is disarmed")
         slept = self.guest.wait_event({"SUSPEND", "SUSPEND_DISK"}, call.sent, DELAY_S + 5)
         self.check(slept is None, f"the guest did not sleep ({DELAY_S + 5} s after the call)")
-        log = self.sh(f"journalctl -b -u libvirtd --no-pager -o cat --since=@"
+        log = self.sh(f"journalctl -b -u {self.unit} --no-pager -o cat --since=@"
                       f"{int(call.sent + self.guest.clock_offset()) - 2}", show=False)
         said = [l for l in log.output.splitlines() if "not carried out" in l]
         for line in said:
@@ -414,17 +529,19 @@ class Suite:
         self.check(bool(said) and "abort" in said[0], "libvirtd's log says the request was aborted")
 
     def sigkill(self, through_socket):
-        """libvirtd SIGKILLed during the delay; the next virsh call meets a new daemon. Debian's
-        unit restarts a killed libvirtd itself (Restart=on-failure); through_socket turns that
-        off for the flow (a runtime drop-in), so that the new daemon is the one libvirtd.socket
+        """The daemon (libvirtd; virtqemud in the modular guest) SIGKILLed during the delay; the
+        next virsh call meets a new daemon. Debian's unit restarts a killed libvirtd itself
+        (Restart=on-failure), and libvirt's virtqemud.service too; through_socket turns that
+        off for the flow (a runtime drop-in), so that the new daemon is the one its socket
         starts for the next virsh call."""
+        unit = self.unit
         how = "started through its socket" if through_socket else "restarted by systemd"
-        print(f"\n{self.args.release}: libvirtd killed (SIGKILL) during the delay, {how}")
-        norestart = "/run/systemd/system/libvirtd.service.d/hosts-norestart.conf"
+        print(f"\n{self.args.release}: {unit} killed (SIGKILL) during the delay, {how}")
+        norestart = f"/run/systemd/system/{unit}.service.d/hosts-norestart.conf"
         if through_socket:
             self.sh(f"mkdir -p {os.path.dirname(norestart)} && "
                     f"printf '[Service]\\nRestart=no\\n' >{norestart} && systemctl daemon-reload")
-        call = self.sh(f"virsh nodesuspend mem {DURATION_S}")
+        call = self.sh(f"{self.local_virsh} nodesuspend mem {DURATION_S}")
         if not self.check(call.status == 0, "virsh nodesuspend mem 60 returns 0"):
             return
         pid, alarm = self.daemon_pid(), self.alarm()
@@ -433,15 +550,21 @@ class Suite:
         left = self.alarm()
         self.check(left == alarm, "the killed daemon's alarm is still armed")
         if through_socket:
-            state = self.sh("systemctl is-active libvirtd; systemctl is-active libvirtd.socket")
+            state = self.sh(f"systemctl is-active {unit}; systemctl is-active {unit}.socket")
             self.check(state.output.split()[:1] != ["active"] and
                        state.output.split()[1:2] == ["active"],
-                       "no libvirtd runs, its socket listens")
-        nxt = self.sh("virsh version")
+                       f"no {unit} runs, its socket listens")
+        # The modular guest has no QEMU, for which `virsh version` asks (virtqemud: "could not
+        # find capabilities for arch=x86_64"); its capabilities need none, and ask the library
+        # for the mask (virtqemud, unlike libvirtd, makes no call of the library until asked).
+        nxt = self.sh(f"{self.local_virsh} {'capabilities' if self.linked else 'version'}",
+                      show=False)
+        self.guest.show(nxt, f"$ {self.local_virsh} "
+                        f"{'capabilities' if self.linked else 'version'} -> {nxt.status}")
         new_pid = self.daemon_pid()
         self.check(nxt.status == 0 and new_pid not in (0, pid),
-                   f"the next virsh call reaches a new libvirtd (pid {new_pid})")
-        log = self.sh(f"journalctl -b -u libvirtd --no-pager -o cat --since=@"
+                   f"the next virsh call reaches a new {unit} (pid {new_pid})")
+        log = self.sh(f"journalctl -b -u {unit} --no-pager -o cat --since=@"
                       f"{int(call.sent + self.guest.clock_offset()) - 2}", show=False)
         for line in log.output.splitlines():
             if re.search(r"Scheduled restart|Started|abandon|Main process exited|Failed with",
@@ -452,13 +575,17 @@ class Suite:
         self.check(self.alarm() == "", "no alarm left once the new daemon has started")
         status = self.status()
         last = status.get("last") or {}
-        self.check(status["state"] == "idle" and last.get("outcome") == "abandoned",
-                   f"the request is recorded abandoned ({last.get('error')})")
+        abandoned = status["state"] == "idle" and last.get("outcome") == "abandoned"
+        self.check(abandoned, f"the request is recorded abandoned ({last.get('error')})")
         slept = self.guest.wait_event({"SUSPEND", "SUSPEND_DISK"}, call.sent, DELAY_S + 5)
         self.check(slept is None, f"the guest did not sleep ({DELAY_S + 5} s after the call)")
+        self.summary.append({"note": f"{unit} SIGKILLed during the delay, {how} (pid {pid} -> "
+                             f"{new_pid}): {'abandoned' if abandoned else last.get('outcome')}, "
+                             f"alarm {'left' if self.alarm() else 'disarmed'}, "
+                             f"{'slept' if slept else 'did not sleep'}"})
         if through_socket:
             self.sh(f"rm -f {norestart} && systemctl daemon-reload && "
-                    "systemctl reset-failed libvirtd.service")
+                    f"systemctl reset-failed {unit}.service")
 
     def stock(self):
         print(f"\n{self.args.release}: the stock daemon (drop-in masked), side by side")
@@ -551,17 +678,23 @@ class Suite:
     def remote_setup(self):
         """The guest's network (QEMU's user networking, restrict=on: nothing but the forwarded
         port) and libvirtd listening on TCP through libvirtd-tcp.socket (auth_tcp none, as the
-        image's libvirtd.conf has it)."""
+        image's libvirtd.conf has it); in the modular guest, virtproxyd through
+        virtproxyd-tcp.socket (virtproxyd.conf), which hands qemu:///system to virtqemud."""
         if getattr(self, "uri", None):
             return True
+        # A daemon started by its sockets is given the TCP one when it starts next.
+        listen = ("systemctl stop virtproxyd.service && systemctl start virtproxyd-tcp.socket"
+                  if self.linked else
+                  "systemctl stop libvirtd.service && systemctl start libvirtd-tcp.socket && "
+                  "systemctl start libvirtd.service")
         up = self.sh("dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1) && "
                      "ip link set \"$dev\" up && ip addr add 10.0.2.15/24 dev \"$dev\" && "
-                     "systemctl stop libvirtd.service && systemctl start libvirtd-tcp.socket && "
-                     "systemctl start libvirtd.service")
+                     f"{listen}")
         self.uri = f"qemu+tcp://127.0.0.1:{self.guest.forward_port}/system"
         version = self.host_virsh("hostname", timeout=60)
+        daemon = "virtproxyd (virtproxyd-tcp.socket)" if self.linked else "libvirtd"
         return self.check(up.status == 0 and version.status == 0,
-                          f"virsh -c {self.uri} reaches the guest's libvirtd")
+                          f"virsh -c {self.uri} reaches the guest's {daemon}")
 
     def host_virsh(self, command, timeout=60):
         started = time.time()
@@ -675,6 +808,8 @@ class Suite:
                 for label, logind, targets in row["table"]:
                     print(f"    {label}: logind {'/'.join(logind.values())}; "
                           f"kernel {' '.join(targets) or 'nothing'}")
+            elif "note" in row:
+                print(f"  {row['note']}")
             elif "files" in row:
                 print(f"  {row['target']}: {' '.join(row['files']) or 'not shipped'}")
             elif "entry" in row:
