@@ -9,16 +9,16 @@ use std::ffi::{
 };
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use once_cell::sync::OnceCell;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result, LEVEL_ERROR};
-use crate::host::{Ending, Phase, Record};
 use crate::libvirt;
-use crate::node::{check_flags, check_flags_of, NodeSuspend};
+use crate::node::NodeSuspend;
+use crate::request::{Ending, Phase, Record};
 
 /// An error, laid out as libvirt's `virError` so that code written for one reads the other.
 /// `conn`, `dom`, `str3` and `net` are always NULL.
@@ -163,6 +163,42 @@ fn report_failure(error: Error) -> c_int {
     -1
 }
 
+/// libvirt's `virCheckFlags(0, -1)` in `function`: no export defines a flag. Checked here,
+/// first of all (before the configuration, too), as libvirt does; the core takes none.
+fn check_no_flags(function: &'static str, flags: c_uint) -> Result<()> {
+    match flags {
+        0 => Ok(()),
+        _ => Err(Error::unsupported_flags(function, flags)),
+    }
+}
+
+/// A caller's out-pointer, checked not NULL: where an export stores its answer.
+struct Out<T>(NonNull<T>);
+
+impl<T> Out<T> {
+    /// `pointer`, or libvirt's "invalid argument" naming `argument` of `function` when it
+    /// is NULL.
+    ///
+    /// # Safety
+    ///
+    /// `pointer` is NULL or points to writable memory for a `T` for as long as the
+    /// `Out` is used (the export's call).
+    unsafe fn new(
+        function: &'static str,
+        argument: &'static str,
+        pointer: *mut T,
+    ) -> Result<Out<T>> {
+        NonNull::new(pointer)
+            .map(Out)
+            .ok_or_else(|| Error::null_argument(function, argument))
+    }
+
+    fn set(&mut self, value: T) {
+        // SAFETY: not NULL, and writable for a `T` as `Out::new`'s caller promised.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
 extern "C" {
     /// glibc's getenv that returns NULL in set-user-ID and similar processes (not bound by
     /// the libc crate).
@@ -222,10 +258,10 @@ fn configure_node() -> Result<&'static NodeSuspend> {
 /// Returns 0 when the host is going to sleep, -1 with an error set otherwise.
 #[no_mangle]
 pub extern "C" fn virNodeSuspend(target: c_uint, duration: c_ulonglong, flags: c_uint) -> c_int {
-    api_call("virNodeSuspend", || {
-        // libvirt checks the flags first of all: before the configuration, too.
-        check_flags(flags)?;
-        node()?.suspend(target, duration, flags)
+    const FUNCTION: &str = "virNodeSuspend";
+    api_call(FUNCTION, || {
+        check_no_flags(FUNCTION, flags)?;
+        node()?.suspend(target, duration)
     })
 }
 
@@ -261,18 +297,12 @@ pub unsafe extern "C" fn virNodeSuspendGetTargetMask(bitmask: *mut c_uint) -> c_
 /// As `virNodeSuspendGetTargetMask`.
 #[inline(never)]
 unsafe fn target_mask_call(bitmask: *mut c_uint) -> c_int {
-    api_call("virNodeSuspendGetTargetMask", || {
-        if bitmask.is_null() {
-            return Err(Error::null_argument(
-                "virNodeSuspendGetTargetMask",
-                "bitmask",
-            ));
-        }
-        // SAFETY: non-NULL, and the caller promises it points to an unsigned int.
-        unsafe { *bitmask = 0 };
-        let mask = node()?.target_mask()?;
-        // SAFETY: as above.
-        unsafe { *bitmask = mask };
+    const FUNCTION: &str = "virNodeSuspendGetTargetMask";
+    api_call(FUNCTION, || {
+        // SAFETY: the caller's promise about `bitmask`, passed on.
+        let mut bitmask = unsafe { Out::new(FUNCTION, "bitmask", bitmask) }?;
+        bitmask.set(0);
+        bitmask.set(node()?.target_mask()?);
         Ok(())
     })
 }
@@ -294,15 +324,7 @@ unsafe fn target_mask_call(bitmask: *mut c_uint) -> c_int {
 /// reported as abandoned with the same code.
 #[no_mangle]
 pub extern "C" fn virNodeSuspendWait() -> c_int {
-    const FUNCTION: &str = "virNodeSuspendWait";
-    api_call(FUNCTION, || match node()?.wait() {
-        Some(result) => result,
-        None => Err(Error::new(
-            ErrorCode::OperationInvalid,
-            FUNCTION,
-            "no suspend request was made",
-        )),
-    })
+    api_call("virNodeSuspendWait", || node()?.wait())
 }
 
 /// Stores in `*backend` the name of the backend that answers for this host, and would carry
@@ -320,15 +342,12 @@ pub extern "C" fn virNodeSuspendWait() -> c_int {
 pub unsafe extern "C" fn virNodeSuspendGetBackend(backend: *mut *const c_char) -> c_int {
     const FUNCTION: &str = "virNodeSuspendGetBackend";
     api_call(FUNCTION, || {
-        if backend.is_null() {
-            return Err(Error::null_argument(FUNCTION, "backend"));
-        }
-        let name = match node()?.capabilities()?.backend() {
+        // SAFETY: the caller's promise about `backend`, passed on.
+        let mut backend = unsafe { Out::new(FUNCTION, "backend", backend) }?;
+        backend.set(match node()?.capabilities()?.backend() {
             None => ptr::null(),
             Some(answered) => answered.c_name().as_ptr(),
-        };
-        // SAFETY: non-NULL, and the caller promises it points to a `const char *`.
-        unsafe { *backend = name };
+        });
         Ok(())
     })
 }
@@ -407,13 +426,10 @@ pub unsafe extern "C" fn virNodeSuspendGetInfo(
 ) -> c_int {
     const FUNCTION: &str = "virNodeSuspendGetInfo";
     api_call(FUNCTION, || {
-        check_flags_of(FUNCTION, flags)?;
-        if info.is_null() {
-            return Err(Error::null_argument(FUNCTION, "info"));
-        }
-        let filled = info_of(&node()?.info(flags)?);
-        // SAFETY: non-NULL, and the caller promises it points to a virNodeSuspendInfo.
-        unsafe { info.write(filled) };
+        check_no_flags(FUNCTION, flags)?;
+        // SAFETY: the caller's promise about `info`, passed on.
+        let mut info = unsafe { Out::new(FUNCTION, "info", info) }?;
+        info.set(info_of(&node()?.info()?));
         Ok(())
     })
 }
@@ -474,8 +490,8 @@ fn info_of(record: &Record) -> virNodeSuspendInfo {
 pub extern "C" fn virNodeSuspendAbort(flags: c_uint) -> c_int {
     const FUNCTION: &str = "virNodeSuspendAbort";
     api_call(FUNCTION, || {
-        check_flags_of(FUNCTION, flags)?;
-        node()?.abort(flags)
+        check_no_flags(FUNCTION, flags)?;
+        node()?.abort()
     })
 }
 
@@ -492,11 +508,9 @@ pub extern "C" fn virNodeSuspendAbort(flags: c_uint) -> c_int {
 pub unsafe extern "C" fn virNodeSuspendGetVersion(version: *mut c_ulong) -> c_int {
     const FUNCTION: &str = "virNodeSuspendGetVersion";
     api_call(FUNCTION, || {
-        if version.is_null() {
-            return Err(Error::null_argument(FUNCTION, "version"));
-        }
-        // SAFETY: non-NULL, and the caller promises it points to an `unsigned long`.
-        unsafe { *version = crate::version_number() as c_ulong };
+        // SAFETY: the caller's promise about `version`, passed on.
+        let mut version = unsafe { Out::new(FUNCTION, "version", version) }?;
+        version.set(crate::version_number() as c_ulong);
         Ok(())
     })
 }
@@ -570,6 +584,32 @@ mod tests {
                 "internal error: %s",
                 "unexpected failure in virNodeSuspend: injected"
             )
+        );
+    }
+
+    #[test]
+    fn flags_are_refused_before_anything_else() {
+        // Before the node is even configured: no root, no capability query, no target check.
+        assert_eq!(virNodeSuspend(9, 1, 0x10), -1);
+        let (code, message, _, _) = last_error().unwrap();
+        assert_eq!(
+            (code, message.as_str()),
+            (
+                ErrorCode::InvalidArg as c_int,
+                "unsupported flags (0x10) in function virNodeSuspend"
+            )
+        );
+        assert_eq!(virNodeSuspendAbort(1), -1);
+        assert_eq!(
+            last_error().unwrap().1,
+            "unsupported flags (0x1) in function virNodeSuspendAbort"
+        );
+        // Before the pointer, too.
+        // SAFETY: NULL is allowed (an error).
+        assert_eq!(unsafe { virNodeSuspendGetInfo(ptr::null_mut(), 2) }, -1);
+        assert_eq!(
+            last_error().unwrap().1,
+            "unsupported flags (0x2) in function virNodeSuspendGetInfo"
         );
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::backend::bus::{self, Connection, Message};
 use crate::backend::hibernation;
 use crate::backend::kernel::{self, DiskModes};
-use crate::host::Record;
+use crate::request::Record;
 use crate::{rtc, sysfs};
 
 /// The fake root that paths read from kernel files are placed under.

@@ -1,5 +1,7 @@
-//! The host's request: one per host, whatever the number of processes that load the library
-//! (libvirt's modular daemons each do, beside the command-line tool and Python scripts).
+//! The host's request files: one request per host, whatever the number of processes that
+//! load the library (libvirt's modular daemons each do, beside the command-line tool and
+//! Python scripts). What the record says and when it changes is [`crate::request`]'s; this
+//! module keeps the files, their locks and their text.
 //!
 //! Its files are in `run/virnodesuspend/` under the root (`/run`: a tmpfs, gone at reboot
 //! as a request is):
@@ -47,6 +49,7 @@ use nix::unistd::{geteuid, getpid, Pid};
 
 use crate::config::BackendKind;
 use crate::error::{Error, ErrorCode, Result};
+use crate::request::{Accepted, Ended, Ending, Phase, Record, RecordedError};
 use crate::sysfs;
 use crate::target::Target;
 
@@ -115,138 +118,6 @@ fn start_time(process: &str) -> io::Result<u64> {
 fn pid_namespace() -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self/ns/pid").map(|m| m.ino())
-}
-
-/// An accepted request, as the record tells it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Accepted {
-    pub owner: Owner,
-    pub target: Target,
-    pub backend: BackendKind,
-    /// The alarm armed for it: the `wakealarm` file, relative to the root, and the value
-    /// it holds once armed.
-    pub wakealarm: String,
-    pub wake_at: u64,
-    /// When it was accepted, in seconds since the epoch (the system clock).
-    pub accepted_at: u64,
-    /// The name of its lock file.
-    pub lock: String,
-}
-
-/// The phase of the host's request.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Phase {
-    #[default]
-    Idle,
-    /// Accepted, the alarm armed; the suspend has not started.
-    Pending(Accepted),
-    /// The backend has been asked to suspend the host.
-    Suspending(Accepted),
-}
-
-impl Phase {
-    /// The request in progress, if the record holds one.
-    pub fn accepted(&self) -> Option<&Accepted> {
-        match self {
-            Phase::Idle => None,
-            Phase::Pending(accepted) | Phase::Suspending(accepted) => Some(accepted),
-        }
-    }
-}
-
-/// How a request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// The backend reported the host back from its sleep.
-    Back,
-    Failed,
-    /// Cancelled before the suspend started.
-    Aborted,
-    /// Its process ended before the request did.
-    Abandoned,
-}
-
-impl Ending {
-    const ALL: [Ending; 4] = [
-        Ending::Back,
-        Ending::Failed,
-        Ending::Aborted,
-        Ending::Abandoned,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Ending::Back => "back",
-            Ending::Failed => "failed",
-            Ending::Aborted => "aborted",
-            Ending::Abandoned => "abandoned",
-        }
-    }
-}
-
-/// The last request that ended, as every process on the host can read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ended {
-    /// The request: its lock file's name, which no other request of this boot has.
-    pub request: String,
-    pub ending: Ending,
-    pub target: Target,
-    /// Why it did not end with the host back; `None` when it did.
-    pub error: Option<RecordedError>,
-}
-
-/// An error as the record keeps it: enough for a process that waited for another's
-/// request to report it as the owner did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedError {
-    pub code: ErrorCode,
-    /// A `virErrorDomain`.
-    pub domain: i32,
-    pub message: String,
-}
-
-impl From<&Error> for RecordedError {
-    fn from(error: &Error) -> RecordedError {
-        RecordedError {
-            code: error.code,
-            domain: error.domain,
-            message: error.message.clone(),
-        }
-    }
-}
-
-impl RecordedError {
-    /// The error again, as raised by `function` of the process that reads it.
-    pub fn to_error(&self, function: &'static str) -> Error {
-        Error::recorded(self.code, self.domain, function, self.message.clone())
-    }
-}
-
-/// The record: the host's request now, and how the last one ended.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Record {
-    pub phase: Phase,
-    pub last: Option<Ended>,
-}
-
-impl Ended {
-    /// The outcome as `virNodeSuspendWait` returns it.
-    pub fn result(self) -> Result<()> {
-        match self.error {
-            None => Ok(()),
-            Some(error) => Err(error.to_error("virNodeSuspendWait")),
-        }
-    }
-
-    /// How `accepted` ended.
-    pub fn of(accepted: &Accepted, ending: Ending, error: Option<RecordedError>) -> Ended {
-        Ended {
-            request: accepted.lock.clone(),
-            ending,
-            target: accepted.target,
-            error,
-        }
-    }
 }
 
 impl fmt::Display for Record {
@@ -401,19 +272,13 @@ pub struct HostRequest {
 
 /// An exclusive `flock`. Dropped, it is released, but only by the process that took it: a
 /// child forked meanwhile shares the lock's open file description, and releasing it there
-/// would release the parent's lock too; the child only closes its copy. (nix's `Flock`
+/// would release the parent's lock too; the child only closes its copy (which is how a
+/// forked child lets go of its parent's request: `request::Life`). (nix's `Flock`
 /// always releases on drop, hence the plain `flock` call.)
 #[derive(Debug)]
 pub struct HostLock {
     file: File,
     holder: Pid,
-}
-
-impl HostLock {
-    /// The descriptor, for a forked child to let go of (see `node.rs`, `Requests::forked`).
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        self.file.as_raw_fd()
-    }
 }
 
 impl Drop for HostLock {

@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod host;
 mod libvirt;
 mod node;
+mod request;
 mod rtc;
 mod sysfs;
 mod target;
@@ -26,7 +27,8 @@ mod testing;
 pub use backend::{Backend, Probe, Support, Unsupported};
 pub use config::{BackendKind, Config};
 pub use error::{Error, ErrorCode, Result};
-pub use node::{Answer, Capabilities, NodeSuspend, Outcome, Request};
+pub use node::{Answer, Capabilities, NodeSuspend};
+pub use request::{Outcome, Request};
 pub use target::Target;
 
 /// The library's version as libvirt encodes its own (`virGetVersion`): major * 1,000,000 +
