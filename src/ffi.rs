@@ -188,9 +188,18 @@ impl<T> Out<T> {
         argument: &'static str,
         pointer: *mut T,
     ) -> Result<Out<T>> {
-        NonNull::new(pointer)
-            .map(Out)
-            .ok_or_else(|| Error::null_argument(function, argument))
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Out::non_null(pointer) }.ok_or_else(|| Error::null_argument(function, argument))
+    }
+
+    /// `pointer` unless it is NULL.
+    ///
+    /// # Safety
+    ///
+    /// As [`Out::new`].
+    #[inline]
+    unsafe fn non_null(pointer: *mut T) -> Option<Out<T>> {
+        NonNull::new(pointer).map(Out)
     }
 
     fn set(&mut self, value: T) {
@@ -280,10 +289,12 @@ pub unsafe extern "C" fn virNodeSuspendGetTargetMask(bitmask: *mut c_uint) -> c_
     // The cached answer: three atomic loads and a store, which cannot panic, so they need no
     // unwinding frame (saving its register spills is a third of the call's cost).
     if let Some(mask) = NODE.get().and_then(NodeSuspend::cached_target_mask) {
-        if !bitmask.is_null() && THREADS_HOLDING_AN_ERROR.load(Ordering::Relaxed) == 0 {
-            // SAFETY: non-NULL, and the caller promises it points to an unsigned int.
-            unsafe { *bitmask = mask };
-            return 0;
+        // SAFETY: the caller's promise about `bitmask`, passed on.
+        if let Some(mut out) = unsafe { Out::non_null(bitmask) } {
+            if THREADS_HOLDING_AN_ERROR.load(Ordering::Relaxed) == 0 {
+                out.set(mask);
+                return 0;
+            }
         }
     }
     // SAFETY: the caller's promise about `bitmask`, passed on.

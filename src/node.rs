@@ -156,9 +156,6 @@ impl Capabilities {
 
 struct Requests {
     life: Life,
-    /// How many requests are over: a waiter waits for the one in progress when it came,
-    /// not for one accepted after it.
-    requests_over: u64,
     /// Whether the worker thread runs (it ends once no handle is left and no request is
     /// pending).
     worker_running: bool,
@@ -286,7 +283,6 @@ impl NodeSuspend {
                 rtc: OnceCell::new(),
                 requests: Mutex::new(Requests {
                     life: Life::Idle { last: None },
-                    requests_over: 0,
                     worker_running: false,
                     pid: getpid().as_raw(),
                     owner: OnceCell::new(),
@@ -348,18 +344,15 @@ impl NodeSuspend {
     }
 
     /// Waits until this process's request in progress, if any, is over; then the outcome
-    /// of the last request, or `None` when none was carried out by this process.
+    /// of the last request, or `None` when none was carried out by this process. Only
+    /// [`Life::finish`] makes a request in progress idle, so idle found after waiting is
+    /// the end of the one in progress when the wait began (or of a later one, never of
+    /// none).
     pub fn wait_until_over(&self) -> Option<Outcome> {
         let mut requests = self.inner.requests();
-        let awaited = match requests.life {
-            Life::Idle { .. } => requests.requests_over,
-            _ => requests.requests_over + 1,
-        };
         loop {
-            if requests.requests_over >= awaited {
-                if let Life::Idle { last } = &requests.life {
-                    return last.clone();
-                }
+            if let Life::Idle { last } = &requests.life {
+                return last.clone();
             }
             requests = self.inner.wait(requests);
         }
@@ -654,7 +647,6 @@ fn work(inner: &Inner) {
             Err(error) => Err(error),
         };
         requests.life.finish(&inner.host, backend.kind(), result);
-        requests.requests_over += 1;
         drop(requests);
         inner.changed.notify_all();
     }
@@ -674,13 +666,12 @@ mod tests {
     use super::*;
     use crate::backend::SuspendFailure;
     use crate::host::HostRequest;
+    use crate::request::tests::{left_behind, NOW};
     use crate::request::{Ended, Ending, RecordedError};
     use crate::testing::{as_nobody, rerun_as_nobody, FakeRoot, NOBODYS_ROOT};
     use std::path::Path;
     use std::sync::Barrier;
     use std::time::Instant;
-
-    const NOW: u64 = 1_800_000_000;
 
     fn host() -> FakeRoot {
         FakeRoot::new()
@@ -1199,38 +1190,6 @@ mod tests {
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
     }
 
-    /// The record a process that died with its request `phase` left: its lock is free.
-    fn left_behind(root: &FakeRoot, phase: fn(Accepted) -> Phase) {
-        let host = HostRequest::new(root.path());
-        let guard = host.guard().unwrap();
-        let accepted = Accepted {
-            owner: Owner {
-                pid: 4_000_000,
-                start_time: 1,
-                ..Owner::this_process().unwrap()
-            },
-            target: Target::Mem,
-            backend: BackendKind::Kernel,
-            wakealarm: "sys/class/rtc/rtc0/wakealarm".into(),
-            wake_at: NOW + 61,
-            accepted_at: NOW,
-            // Its lock file is left, and free: its process died.
-            lock: "lock.4000000.1.0".into(),
-        };
-        std::fs::write(root.path().join("run/virnodesuspend/lock.4000000.1.0"), "").unwrap();
-        guard
-            .write(&Record {
-                phase: phase(accepted),
-                last: None,
-            })
-            .unwrap();
-        std::fs::write(
-            root.path().join("sys/class/rtc/rtc0/wakealarm"),
-            (NOW + 61).to_string(),
-        )
-        .unwrap();
-    }
-
     #[test]
     fn pending_request_of_a_process_that_died_is_abandoned_and_its_alarm_disarmed() {
         let root = host();
@@ -1268,37 +1227,6 @@ mod tests {
         assert!(matches!(after.phase, Phase::Pending(_)));
         assert_eq!(after.last.unwrap().ending, Ending::Abandoned);
         end_pending(&node);
-    }
-
-    #[test]
-    fn abandoned_request_that_had_started_keeps_its_alarm() {
-        let root = host();
-        left_behind(&root, Phase::Suspending);
-        node(&root, 0).settle_abandoned();
-        assert_eq!(
-            root.read("sys/class/rtc/rtc0/wakealarm"),
-            (NOW + 61).to_string()
-        );
-        let last = record(&root).last.unwrap();
-        assert_eq!(last.ending, Ending::Abandoned);
-        assert_eq!(
-            last.error.unwrap().message,
-            "process 4000000 ended after the suspend started; its wake-up alarm was left armed"
-        );
-    }
-
-    #[test]
-    fn abandoned_request_leaves_an_alarm_someone_else_set_alone() {
-        let root = host();
-        left_behind(&root, Phase::Pending);
-        std::fs::write(
-            root.path().join("sys/class/rtc/rtc0/wakealarm"),
-            "1900000000",
-        )
-        .unwrap();
-        node(&root, 0).settle_abandoned();
-        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
-        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
     }
 
     #[test]

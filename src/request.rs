@@ -5,29 +5,31 @@
 //! through [`Record::commit`], the one place it is written.
 //!
 //! ```text
-//!                 virNodeSuspend
-//!   Idle ──accept: guard taken, lock made, recorded, alarm armed──▶ Pending
-//!     ▲  ╲                                                             │ │ │
-//!     │   give up: the alarm could not be armed, no worker thread:    │ │ │
-//!     │   alarm disarmed, record back to the request before ◀─────────┘ │ │
-//!     │                                                                  │ │
-//!     ├──── abort (any process): alarm disarmed, "aborted" ◀────────────┘ │
-//!     │                                                                    │
-//!     │        start (the worker, after the delay): recorded "suspending"  │
-//!     │        for this process and the host in one step ◀─────────────────┘
-//!     │                             │
-//!     │                        Suspending ── the backend returns ──▶ finish
-//!     │                                                               │
-//!     └── finish: "back" (alarm disarmed), "failed" (see `failed`),  ◀┘
-//!         or "aborted" when start found the record aborted; lock file removed,
-//!         lock released
+//!   Idle ◀────────────────────────────────────────────────────────────────────────┐
+//!    │ accept (virNodeSuspend): the guard taken, a lock made and held, "pending"  │
+//!    │ recorded, the alarm armed. Give up, if the alarm cannot be armed or no     │
+//!    │ worker thread made: the alarm disarmed, the record back to the last        │
+//!    │ outcome, Idle again, and virNodeSuspend fails.                             │
+//!    ▼                                                                            │
+//!   Pending ── abort (any process, the owner alive): alarm disarmed, ─────────────┤
+//!    │         "aborted"; the owner's worker finishes it "aborted" at its next    │
+//!    │         look, without writing the record again                             │
+//!    │ start (the worker, after the delay): "suspending" recorded for the host    │
+//!    │ and taken by this process in one step, under the guard. A start that       │
+//!    │ cannot be recorded finishes "failed" at once, the backend never asked.     │
+//!    ▼                                                                            │
+//!   Suspending                                                                    │
+//!    │ the backend returns                                                        │
+//!    ▼                                                                            │
+//!   finish: "back" (alarm disarmed) or "failed" (see `failed`); the lock file ────┘
+//!           removed and the lock released, under the guard
 //!
-//!   Pending or Suspending, owner gone (its lock free): abandon, by the next call of any
-//!   process: "abandoned"; Pending disarms the alarm, Suspending leaves it (the host may be
-//!   asleep, and only the alarm wakes it).
+//!   Pending or Suspending ── abandon (the next call of any process; the owner gone,
+//!   its lock free) ──▶ Idle, "abandoned": from Pending the alarm is disarmed, from
+//!   Suspending it stays (the host may be asleep, and only the alarm wakes it).
 //!
-//!   fork(): the child's first call finds the state its parent's: it drops it (closing its
-//!   copy of the lock, which stays the parent's) and starts Idle, with no worker.
+//!   fork(): the child's first call finds its parent's state and drops it (closing its
+//!   copy of the lock, which stays the parent's); the child starts Idle, with no worker.
 //! ```
 //!
 //! What a suspend that fails does is answered once, by [`failed`]: the alarm is disarmed
@@ -36,15 +38,23 @@
 //!
 //! What the types enforce:
 //! - The request's lock is owned by the [`Job`], which [`Life`] owns while the request is
-//!   pending or suspending: no descriptor of it lives anywhere else, so a forked child lets
-//!   go of it by dropping its copy of the state ([`crate::host::HostLock`] releases only
-//!   in the process that took it).
+//!   pending or suspending: no descriptor of it lives anywhere else (the worker carries
+//!   the request out from a [`SuspendOrder`], which holds none), so a forked child lets go
+//!   of it by dropping its copy of the state ([`crate::host::HostLock`] releases only in
+//!   the process that took it).
 //! - The in-process "suspending" is the record's: [`Life::start`] writes the record and
-//!   moves the job to `Suspending` under the same guard, or neither.
-//! - A request is carried out by the backend that answered the capability query: the
-//!   job keeps only its kind (in [`Accepted`]), and the node the answering backend.
-//! - Every transition checks the phase it starts from, and each builds the record it writes
-//!   from the request's own data; nothing else writes the record.
+//!   moves the job to `Suspending` under the same guard, or does neither.
+//! - Only [`Life::finish`] makes a request in progress idle, so a waiter in this process
+//!   needs no count of requests over: idle is over.
+//! - A request is carried out by the backend that answered the capability query: the job
+//!   keeps only its kind (in [`Accepted`]); the node finds the backend from its cached
+//!   capabilities, whose mask is made from their answers, once.
+//! - Every transition checks the phase it starts from and builds the record it writes from
+//!   the request's own data; nothing else writes the record.
+//!
+//! Not enforced by a type: that the record's `Pending`/`Suspending` names the request
+//! whose lock is held (the record is a file any version may have written; its lock and its
+//! owner's process are looked at: [`crate::host::Liveness`]).
 
 use std::mem;
 use std::time::Duration;
@@ -619,5 +629,140 @@ fn disarm_recorded_alarm(config: &Config, accepted: &Accepted) -> Result<()> {
     match Rtc::with_wakealarm(&config.root, &accepted.wakealarm) {
         Some(rtc) => rtc.disarm_if_at(accepted.wake_at).map(drop),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::testing::FakeRoot;
+
+    /// The fake RTC's time.
+    pub(crate) const NOW: u64 = 1_800_000_000;
+
+    /// The record a process that died with its request `phase` left: its lock is free.
+    pub(crate) fn left_behind(root: &FakeRoot, phase: fn(Accepted) -> Phase) {
+        let host = HostRequest::new(root.path());
+        let guard = host.guard().unwrap();
+        let accepted = Accepted {
+            owner: Owner {
+                pid: 4_000_000,
+                start_time: 1,
+                ..Owner::this_process().unwrap()
+            },
+            target: Target::Mem,
+            backend: BackendKind::Kernel,
+            wakealarm: "sys/class/rtc/rtc0/wakealarm".into(),
+            wake_at: NOW + 61,
+            accepted_at: NOW,
+            // Its lock file is left, and free: its process died.
+            lock: "lock.4000000.1.0".into(),
+        };
+        std::fs::write(root.path().join("run/virnodesuspend/lock.4000000.1.0"), "").unwrap();
+        guard
+            .write(&Record {
+                phase: phase(accepted),
+                last: None,
+            })
+            .unwrap();
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string(),
+        )
+        .unwrap();
+    }
+
+    /// A host with a clock, and the record `phase` left by a process that died.
+    fn left_behind_on_a_host(phase: fn(Accepted) -> Phase) -> (FakeRoot, Config) {
+        let root = FakeRoot::new().rtc(0, NOW);
+        left_behind(&root, phase);
+        let config = Config {
+            root: root.path().to_owned(),
+            ..Config::default()
+        };
+        (root, config)
+    }
+
+    /// The host's record under `root`, passed through `change` under the guard.
+    fn changed<T>(root: &FakeRoot, change: impl FnOnce(&Guard, Record) -> T) -> T {
+        let host = HostRequest::new(root.path());
+        let guard = host.guard().unwrap();
+        let record = guard.read().unwrap();
+        change(&guard, record)
+    }
+
+    fn record(root: &FakeRoot) -> Record {
+        HostRequest::new(root.path()).read().unwrap()
+    }
+
+    #[test]
+    fn abandoned_request_that_had_started_keeps_its_alarm() {
+        let (root, config) = left_behind_on_a_host(Phase::Suspending);
+        let settled = changed(&root, |guard, record| record.abandon(guard, &config));
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string()
+        );
+        assert_eq!(settled, record(&root));
+        let last = settled.last.unwrap();
+        assert_eq!(last.ending, Ending::Abandoned);
+        assert_eq!(
+            last.error.unwrap().message,
+            "process 4000000 ended after the suspend started; its wake-up alarm was left armed"
+        );
+        assert!(!root
+            .path()
+            .join("run/virnodesuspend/lock.4000000.1.0")
+            .exists());
+    }
+
+    #[test]
+    fn abandoned_request_leaves_an_alarm_someone_else_set_alone() {
+        let (root, config) = left_behind_on_a_host(Phase::Pending);
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            "1900000000",
+        )
+        .unwrap();
+        changed(&root, |guard, record| record.abandon(guard, &config));
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
+    }
+
+    #[test]
+    fn only_a_pending_request_is_aborted() {
+        let (root, config) = left_behind_on_a_host(Phase::Suspending);
+        let e = changed(&root, |guard, record| record.abort(guard, &config, 1)).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                ErrorCode::OperationInvalid,
+                "Requested operation is not valid: the suspend has already started, it can no longer be aborted"
+            )
+        );
+        let e =
+            Record::default().abort(&HostRequest::new(root.path()).guard().unwrap(), &config, 1);
+        assert_eq!(e, Err(nothing_to_abort()));
+        let (root, config) = left_behind_on_a_host(Phase::Pending);
+        changed(&root, |guard, record| record.abort(guard, &config, 1)).unwrap();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        let last = record(&root).last.unwrap();
+        assert_eq!(
+            (last.ending, last.error.unwrap().message.as_str()),
+            (
+                Ending::Aborted,
+                "operation aborted: the suspend request was aborted by process 1"
+            )
+        );
+    }
+
+    #[test]
+    fn ending_tells_a_suspend_that_returned() {
+        assert_eq!(Ending::of(&Ok(())), Ending::Back);
+        assert_eq!(Ending::of(&Err(aborted_by(None))), Ending::Aborted);
+        assert_eq!(
+            Ending::of(&Err(Error::new(ErrorCode::OperationFailed, SUSPEND, "no"))),
+            Ending::Failed
+        );
     }
 }
