@@ -220,8 +220,9 @@ impl Record {
 
     /// abort: cancels the pending request this record holds (its owner alive), for process
     /// `by`: its alarm is disarmed (if it still holds the request's value) and the record
-    /// tells it aborted. Too late once it is suspending; nothing to abort when idle.
-    pub fn abort(self, guard: &Guard, config: &Config, by: i32) -> Result<()> {
+    /// tells it aborted; returns the record written. Too late once it is suspending;
+    /// nothing to abort when idle.
+    pub fn abort(self, guard: &Guard, config: &Config, by: i32) -> Result<Record> {
         const ABORT: &str = "virNodeSuspendAbort";
         let accepted = match self.phase {
             Phase::Idle => return Err(nothing_to_abort()),
@@ -241,7 +242,6 @@ impl Record {
             last: Some(Ended::of(&accepted, Ending::Aborted, Some(error))),
         }
         .commit(guard)
-        .map(drop)
     }
 
     /// abandon: settles a request whose process ended before the request did (its lock was
@@ -744,9 +744,10 @@ pub(crate) mod tests {
             Record::default().abort(&HostRequest::new(root.path()).guard().unwrap(), &config, 1);
         assert_eq!(e, Err(nothing_to_abort()));
         let (root, config) = left_behind_on_a_host(Phase::Pending);
-        changed(&root, |guard, record| record.abort(guard, &config, 1)).unwrap();
+        let aborted = changed(&root, |guard, record| record.abort(guard, &config, 1)).unwrap();
         assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
-        let last = record(&root).last.unwrap();
+        assert_eq!(aborted, record(&root));
+        let last = aborted.last.unwrap();
         assert_eq!(
             (last.ending, last.error.unwrap().message.as_str()),
             (
