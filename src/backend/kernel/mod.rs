@@ -4,19 +4,21 @@
 //! File formats: Linux `Documentation/ABI/testing/sysfs-power` (`state`: the supported sleep
 //! states separated by spaces; `disk`: the hibernation modes with the selected one in
 //! brackets). Whether an image could be resumed from (`disk`, `hybrid`) is decided in
-//! [`super::hibernation`], from `/sys/power/resume`, `/proc/swaps` and `/proc/meminfo`.
+//! [`hibernation`], from `/sys/power/resume`, `/proc/swaps` and `/proc/meminfo`, with
+//! reasons of its own ([`NotResumable`]) that this backend's wrap.
+
+// pub(crate): the fuzz targets (crate::fuzzing) call its parsers.
+pub(crate) mod hibernation;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::errno::Errno;
-
-use super::hibernation::{DevNum, Hibernation};
-use super::{errno_of, Backend, Probe, Support, SuspendFailure};
+use self::hibernation::{Hibernation, NotResumable};
+use super::{Backend, Probe, Support, SuspendFailure, Unreadable};
 use crate::config::BackendKind;
-use crate::error::{strerror, Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::sysfs;
 use crate::target::Target;
 
@@ -40,79 +42,10 @@ pub enum Unsupported {
     ModeNotOffered { file: PathBuf, mode: &'static str },
     /// The hibernation mode file is not as the kernel writes it.
     ModesGarbled { file: PathBuf, why: &'static str },
-    /// A file the answer depends on exists but cannot be read.
-    Unreadable { file: PathBuf, errno: Errno },
-    /// `noresume` is on the kernel command line: no image is resumed from at boot.
-    NoResume { file: PathBuf },
-    /// No resume device is configured: `/sys/power/resume` is missing, or `0:0`.
-    NoResumeDevice { file: PathBuf, exists: bool },
-    /// `/sys/power/resume` does not hold `MAJ:MIN`.
-    ResumeGarbled { file: PathBuf, text: String },
-    /// `/sys/power/resume_offset` does not hold a number.
-    ResumeOffsetGarbled { file: PathBuf, text: String },
-    /// A line of `/proc/swaps` (numbered from 1, the header's) does not parse.
-    SwapsLineGarbled { file: PathBuf, line: usize },
-    /// No swap area could be told to be the resume device, because of this one's `problem`.
-    SwapUnusable { swap: PathBuf, problem: SwapProblem },
-    /// None of the active swap areas is the resume device.
-    NotResumeDevice { file: PathBuf, device: DevNum },
-    /// `/proc/meminfo` does not exist: how large the image would be is unknown.
-    MeminfoMissing { file: PathBuf },
-    /// `/proc/meminfo` has no `Active(anon):  N kB` line.
-    ActiveAnonGarbled { file: PathBuf },
-    /// The image (about `Active(anon)`) would fill more than 98% of the free swap of the
-    /// resume device.
-    TooLittleFreeSwap {
-        swap: PathBuf,
-        meminfo: PathBuf,
-        active_kb: u64,
-        free_kb: u64,
-    },
-}
-
-/// Why an active swap area cannot be compared with the resume device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SwapProblem {
-    Stat(Errno),
-    /// A `partition` area that is not a block device.
-    NotBlockDevice,
-    /// A `file` area that is not a regular file.
-    NotRegularFile,
-    Open(Errno),
-    /// The path was something else by the time it was opened.
-    Replaced,
-    /// The extent map (FIEMAP) could not be read: the file's first page is unknown.
-    Fiemap(Errno),
-    /// The extent map has no extent.
-    NoExtent,
-}
-
-/// The C library's text for `errno` ("Operation not supported").
-fn describe(errno: Errno) -> String {
-    strerror(errno as i32)
-}
-
-impl fmt::Display for SwapProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SwapProblem::Stat(errno) => write!(f, "cannot stat it: {}", describe(*errno)),
-            SwapProblem::NotBlockDevice => {
-                f.write_str("it is listed as a partition but is not a block device")
-            }
-            SwapProblem::NotRegularFile => {
-                f.write_str("it is listed as a file but is not a regular file")
-            }
-            SwapProblem::Open(errno) => write!(f, "cannot open it: {}", describe(*errno)),
-            SwapProblem::Replaced => f.write_str("it was replaced while being examined"),
-            SwapProblem::Fiemap(errno) => write!(
-                f,
-                "its extent map (FIEMAP), needed to compare it with resume_offset, \
-                 cannot be read: {}",
-                describe(*errno)
-            ),
-            SwapProblem::NoExtent => f.write_str("it has no extent to compare with resume_offset"),
-        }
-    }
+    /// The hibernation mode file exists but cannot be read.
+    Unreadable(Unreadable),
+    /// An image written now might not be resumed from (`disk`, `hybrid`).
+    Hibernation(NotResumable),
 }
 
 impl fmt::Display for Unsupported {
@@ -131,69 +64,15 @@ impl fmt::Display for Unsupported {
                     file.display()
                 )
             }
-            Unsupported::Unreadable { file, errno } => {
-                write!(
-                    f,
-                    "Unable to read '{}': {}",
-                    file.display(),
-                    describe(*errno)
-                )
-            }
-            Unsupported::NoResume { file } => write!(
-                f,
-                "{} has 'noresume': the kernel would not resume from a hibernation image",
-                file.display()
-            ),
-            Unsupported::NoResumeDevice { file, exists } => write!(
-                f,
-                "no resume device is configured: {} {}",
-                file.display(),
-                if *exists { "is 0:0" } else { "does not exist" }
-            ),
-            Unsupported::ResumeGarbled { file, text } => write!(
-                f,
-                "{} holds '{text}', not a device number MAJ:MIN",
-                file.display()
-            ),
-            Unsupported::ResumeOffsetGarbled { file, text } => {
-                write!(f, "{} holds '{text}', not a page offset", file.display())
-            }
-            Unsupported::SwapsLineGarbled { file, line } => write!(
-                f,
-                "{} line {line} is not 'path type size used priority'",
-                file.display()
-            ),
-            Unsupported::SwapUnusable { swap, problem } => write!(
-                f,
-                "swap area {} cannot be compared with the resume device: {problem}",
-                swap.display()
-            ),
-            Unsupported::NotResumeDevice { file, device } => write!(
-                f,
-                "no active swap area in {} is the resume device {device}",
-                file.display()
-            ),
-            Unsupported::MeminfoMissing { file } => write!(
-                f,
-                "{} does not exist: the size of a hibernation image is unknown",
-                file.display()
-            ),
-            Unsupported::ActiveAnonGarbled { file } => {
-                write!(f, "{} has no 'Active(anon):  N kB' line", file.display())
-            }
-            Unsupported::TooLittleFreeSwap {
-                swap,
-                meminfo,
-                active_kb,
-                free_kb,
-            } => write!(
-                f,
-                "too little free swap on the resume device {} for a hibernation image: \
-                 Active(anon) is {active_kb} kB in {}, more than 98% of its {free_kb} kB free",
-                swap.display(),
-                meminfo.display()
-            ),
+            Unsupported::Unreadable(why) => why.fmt(f),
+            Unsupported::Hibernation(why) => why.fmt(f),
         }
+    }
+}
+
+impl From<NotResumable> for Unsupported {
+    fn from(why: NotResumable) -> Unsupported {
+        Unsupported::Hibernation(why)
     }
 }
 
@@ -272,10 +151,10 @@ impl Kernel {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                return Err(Unsupported::Unreadable {
-                    file: self.disk.clone(),
-                    errno: errno_of(&e),
-                })
+                return Err(Unsupported::Unreadable(Unreadable::new(
+                    self.disk.clone(),
+                    &e,
+                )))
             }
         };
         DiskModes::parse(&bytes).map_err(|why| Unsupported::ModesGarbled {
@@ -327,7 +206,7 @@ impl Kernel {
         &self,
         states: &[&str],
         target: Target,
-        resumable: &mut Option<std::result::Result<(), Unsupported>>,
+        resumable: &mut Option<std::result::Result<(), NotResumable>>,
     ) -> std::result::Result<(), Unsupported> {
         let needed = match target {
             Target::Mem => "mem",
