@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::backend::bus::{self, Connection, Message};
-use crate::backend::hibernation;
+use crate::backend::kernel::hibernation;
 use crate::backend::kernel::{self, DiskModes};
 use crate::request::Record;
 use crate::{rtc, sysfs};

@@ -6,20 +6,20 @@
 
 // pub(crate): the fuzz targets (crate::fuzzing) call their parsers.
 pub(crate) mod bus;
-pub(crate) mod hibernation;
 pub mod kernel;
 pub mod logind;
 pub mod pm_utils;
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::time::{clock_gettime, ClockId};
 
 use crate::config::BackendKind;
-use crate::error::{Error, Result};
+use crate::error::{strerror, Error, Result};
 use crate::target::Target;
 
 /// Whether a target is supported. Every "no" carries its reason, so that an unsupported
@@ -118,13 +118,41 @@ pub trait Backend: Send + Sync {
     ) -> std::result::Result<(), SuspendFailure>;
 }
 
-/// Time since boot, including time asleep: deadlines that span a suspend are measured on
-/// it (the monotonic clock stops while the host sleeps).
 /// The errno an I/O error carries (EIO for one that carries none).
 fn errno_of(e: &io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// A file an answer depends on exists but cannot be read: a reason, not an error, so that
+/// the targets that do not depend on it are still answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub file: PathBuf,
+    pub errno: Errno,
+}
+
+impl Unreadable {
+    fn new(file: PathBuf, e: &io::Error) -> Unreadable {
+        Unreadable {
+            file,
+            errno: errno_of(e),
+        }
+    }
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Unable to read '{}': {}",
+            self.file.display(),
+            strerror(self.errno as i32)
+        )
+    }
+}
+
+/// Time since boot, including time asleep: deadlines that span a suspend are measured on
+/// it (the monotonic clock stops while the host sleeps).
 pub fn since_boot() -> Duration {
     clock_gettime(ClockId::CLOCK_BOOTTIME)
         .map(Duration::from)

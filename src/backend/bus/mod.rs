@@ -77,26 +77,7 @@ impl BusError {
     /// A reply's first argument is not of the type expected (the dbus crate's text, which
     /// the backend has always reported).
     fn mismatch(expected: u8, found: u8) -> BusError {
-        let kind = |t: u8| match t {
-            b'v' => "Variant",
-            b'a' => "Array/Dict",
-            b'r' | b'(' => "Struct",
-            b's' => "String",
-            b'e' | b'{' => "Dict entry",
-            b'o' => "Path",
-            b'g' => "Signature",
-            b'h' => "File",
-            b'b' => "bool",
-            b'y' => "u8",
-            b'n' => "i16",
-            b'i' => "i32",
-            b'x' => "i64",
-            b'q' => "u16",
-            b'u' => "u32",
-            b't' => "u64",
-            b'd' => "f64",
-            _ => "nothing",
-        };
+        let kind = |code: u8| signature::type_code(code).map_or("nothing", |row| row.name);
         let found = if expected == found {
             "same but still different somehow"
         } else {

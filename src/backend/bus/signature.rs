@@ -15,13 +15,78 @@ const MAX_SIGNATURE: usize = 255;
 const MAX_ARRAY_NESTING: u32 = 32;
 const MAX_STRUCT_NESTING: u32 = 32;
 
-/// The basic types: one code each, and the only types a dict entry's key may be.
-const BASIC: &[u8] = b"ybnqiuxtdhsog";
+/// A type code of the specification's "Summary of types" table, with what this client
+/// needs to know of it: the one table of types.
+pub struct TypeCode {
+    pub code: u8,
+    /// Basic types are the only ones a dict entry's key may be.
+    pub basic: bool,
+    /// The boundary a value of the type starts on.
+    pub alignment: usize,
+    /// The size of a value, for the fixed types (strings, variants and arrays are sized
+    /// by their data; a structure by its members).
+    pub fixed_size: Option<usize>,
+    /// What the dbus crate calls the type, in the text of an argument type mismatch that
+    /// the backend has always reported.
+    pub name: &'static str,
+}
+
+const fn basic(
+    code: u8,
+    alignment: usize,
+    fixed_size: Option<usize>,
+    name: &'static str,
+) -> TypeCode {
+    TypeCode {
+        code,
+        basic: true,
+        alignment,
+        fixed_size,
+        name,
+    }
+}
+
+const fn container(code: u8, alignment: usize, name: &'static str) -> TypeCode {
+    TypeCode {
+        code,
+        basic: false,
+        alignment,
+        fixed_size: None,
+        name,
+    }
+}
+
+const TYPE_CODES: [TypeCode; 17] = [
+    basic(b'y', 1, Some(1), "u8"),
+    basic(b'b', 4, Some(4), "bool"),
+    basic(b'n', 2, Some(2), "i16"),
+    basic(b'q', 2, Some(2), "u16"),
+    basic(b'i', 4, Some(4), "i32"),
+    basic(b'u', 4, Some(4), "u32"),
+    basic(b'x', 8, Some(8), "i64"),
+    basic(b't', 8, Some(8), "u64"),
+    basic(b'd', 8, Some(8), "f64"),
+    basic(b'h', 4, Some(4), "File"),
+    basic(b's', 4, None, "String"),
+    basic(b'o', 4, None, "Path"),
+    basic(b'g', 1, None, "Signature"),
+    container(b'v', 1, "Variant"),
+    container(b'a', 4, "Array/Dict"),
+    container(b'(', 8, "Struct"),
+    // A dict entry is laid out as a structure.
+    container(b'{', 8, "Dict entry"),
+];
+
+/// The row of the type table for `code`, if it is a type code.
+pub fn type_code(code: u8) -> Option<&'static TypeCode> {
+    TYPE_CODES.iter().find(|row| row.code == code)
+}
 
 /// A single complete type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Type {
-    /// A basic type, by its code.
+    /// A basic type, by its code: one of the type table's basic codes (the parser makes
+    /// no other).
     Basic(u8),
     Variant,
     Array(Box<Type>),
@@ -30,14 +95,20 @@ pub enum Type {
 }
 
 impl Type {
+    /// The row of the type table for this type (a structure's, for a dict entry).
+    pub fn row(&self) -> &'static TypeCode {
+        let code = match self {
+            Type::Basic(code) => *code,
+            Type::Variant => b'v',
+            Type::Array(_) => b'a',
+            Type::Struct(_) => b'(',
+        };
+        type_code(code).expect("a parsed type has a code of the type table")
+    }
+
     /// The boundary a value of this type starts on.
     pub fn alignment(&self) -> usize {
-        match self {
-            Type::Basic(b'n' | b'q') => 2,
-            Type::Basic(b'b' | b'i' | b'u' | b'h' | b's' | b'o') | Type::Array(_) => 4,
-            Type::Basic(b'x' | b't' | b'd') | Type::Struct(_) => 8,
-            Type::Basic(_) | Type::Variant => 1,
-        }
+        self.row().alignment
     }
 }
 
@@ -81,20 +152,18 @@ impl Type {
         }
         layout.size = start;
         match self {
-            Type::Basic(b'y') => layout.size += 1,
-            Type::Basic(b'n' | b'q') => layout.size += 2,
-            Type::Basic(b'b') => {
-                layout.booleans.push(start);
-                layout.size += 4;
-            }
-            Type::Basic(b'i' | b'u' | b'h') => layout.size += 4,
-            Type::Basic(b'x' | b't' | b'd') => layout.size += 8,
             Type::Struct(members) => {
                 for member in members {
                     member.lay_out(layout)?;
                 }
             }
-            Type::Basic(_) | Type::Variant | Type::Array(_) => return None,
+            Type::Basic(code) => {
+                if *code == b'b' {
+                    layout.booleans.push(start);
+                }
+                layout.size += self.row().fixed_size?;
+            }
+            Type::Variant | Type::Array(_) => return None,
         }
         Some(())
     }
@@ -160,7 +229,7 @@ impl Parser<'_> {
                 }
             }
             b'v' => Ok(Type::Variant),
-            code if BASIC.contains(&code) => Ok(Type::Basic(code)),
+            code if type_code(code).is_some_and(|row| row.basic) => Ok(Type::Basic(code)),
             // Too deep, a closing bracket without its opening one, a dict entry outside an
             // array, or no type at all.
             _ => Err(Malformed),

@@ -3,7 +3,8 @@
 //! configuration, the active swap areas, which of them is the resume device, and whether it
 //! has room for the image), read under the configured root.
 //!
-//! Every "no" is a [`Unsupported`] with its reason; nothing here fails the whole capability
+//! Every "no" is a [`NotResumable`] with its reason (the kernel backend wraps it in its
+//! own); nothing here fails the whole capability
 //! query, so that Suspend-to-RAM is still answered when a hibernation file is unreadable or
 //! garbled.
 //!
@@ -23,6 +24,7 @@
 //!   into an EFI variable then; this library does not.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -34,13 +36,150 @@ use nix::errno::Errno;
 use nix::sys::stat::{major, minor, stat, FileStat, SFlag};
 use nix::unistd::{sysconf, SysconfVar};
 
-use super::errno_of;
-use super::kernel::{SwapProblem, Unsupported};
+use crate::backend::{errno_of, Unreadable};
+use crate::error::strerror;
 use crate::sysfs;
 
 /// systemd's `HIBERNATION_SWAP_THRESHOLD`: the image (about `Active(anon)`) may fill at most
 /// this share of the resume device's free swap, in percent.
 const SWAP_THRESHOLD_PERCENT: u128 = 98;
+
+/// Why an image written now might not be resumed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotResumable {
+    /// A file the answer depends on exists but cannot be read.
+    Unreadable(Unreadable),
+    /// `noresume` is on the kernel command line: no image is resumed from at boot.
+    NoResume { file: PathBuf },
+    /// No resume device is configured: `/sys/power/resume` is missing, or `0:0`.
+    NoResumeDevice { file: PathBuf, exists: bool },
+    /// `/sys/power/resume` does not hold `MAJ:MIN`.
+    ResumeGarbled { file: PathBuf, text: String },
+    /// `/sys/power/resume_offset` does not hold a number.
+    ResumeOffsetGarbled { file: PathBuf, text: String },
+    /// A line of `/proc/swaps` (numbered from 1, the header's) does not parse.
+    SwapsLineGarbled { file: PathBuf, line: usize },
+    /// No swap area could be told to be the resume device, because of this one's `problem`.
+    SwapUnusable { swap: PathBuf, problem: SwapProblem },
+    /// None of the active swap areas is the resume device.
+    NotResumeDevice { file: PathBuf, device: DevNum },
+    /// `/proc/meminfo` does not exist: how large the image would be is unknown.
+    MeminfoMissing { file: PathBuf },
+    /// `/proc/meminfo` has no `Active(anon):  N kB` line.
+    ActiveAnonGarbled { file: PathBuf },
+    /// The image (about `Active(anon)`) would fill more than 98% of the free swap of the
+    /// resume device.
+    TooLittleFreeSwap {
+        swap: PathBuf,
+        meminfo: PathBuf,
+        active_kb: u64,
+        free_kb: u64,
+    },
+}
+
+/// Why an active swap area cannot be compared with the resume device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapProblem {
+    Stat(Errno),
+    /// A `partition` area that is not a block device.
+    NotBlockDevice,
+    /// A `file` area that is not a regular file.
+    NotRegularFile,
+    Open(Errno),
+    /// The path was something else by the time it was opened.
+    Replaced,
+    /// The extent map (FIEMAP) could not be read: the file's first page is unknown.
+    Fiemap(Errno),
+    /// The extent map has no extent.
+    NoExtent,
+}
+
+impl fmt::Display for SwapProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The C library's text for the errno ("Operation not supported").
+        let describe = |errno: &Errno| strerror(*errno as i32);
+        match self {
+            SwapProblem::Stat(errno) => write!(f, "cannot stat it: {}", describe(errno)),
+            SwapProblem::NotBlockDevice => {
+                f.write_str("it is listed as a partition but is not a block device")
+            }
+            SwapProblem::NotRegularFile => {
+                f.write_str("it is listed as a file but is not a regular file")
+            }
+            SwapProblem::Open(errno) => write!(f, "cannot open it: {}", describe(errno)),
+            SwapProblem::Replaced => f.write_str("it was replaced while being examined"),
+            SwapProblem::Fiemap(errno) => write!(
+                f,
+                "its extent map (FIEMAP), needed to compare it with resume_offset, \
+                 cannot be read: {}",
+                describe(errno)
+            ),
+            SwapProblem::NoExtent => f.write_str("it has no extent to compare with resume_offset"),
+        }
+    }
+}
+
+impl fmt::Display for NotResumable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotResumable::Unreadable(why) => why.fmt(f),
+            NotResumable::NoResume { file } => write!(
+                f,
+                "{} has 'noresume': the kernel would not resume from a hibernation image",
+                file.display()
+            ),
+            NotResumable::NoResumeDevice { file, exists } => write!(
+                f,
+                "no resume device is configured: {} {}",
+                file.display(),
+                if *exists { "is 0:0" } else { "does not exist" }
+            ),
+            NotResumable::ResumeGarbled { file, text } => write!(
+                f,
+                "{} holds '{text}', not a device number MAJ:MIN",
+                file.display()
+            ),
+            NotResumable::ResumeOffsetGarbled { file, text } => {
+                write!(f, "{} holds '{text}', not a page offset", file.display())
+            }
+            NotResumable::SwapsLineGarbled { file, line } => write!(
+                f,
+                "{} line {line} is not 'path type size used priority'",
+                file.display()
+            ),
+            NotResumable::SwapUnusable { swap, problem } => write!(
+                f,
+                "swap area {} cannot be compared with the resume device: {problem}",
+                swap.display()
+            ),
+            NotResumable::NotResumeDevice { file, device } => write!(
+                f,
+                "no active swap area in {} is the resume device {device}",
+                file.display()
+            ),
+            NotResumable::MeminfoMissing { file } => write!(
+                f,
+                "{} does not exist: the size of a hibernation image is unknown",
+                file.display()
+            ),
+            NotResumable::ActiveAnonGarbled { file } => {
+                write!(f, "{} has no 'Active(anon):  N kB' line", file.display())
+            }
+            NotResumable::TooLittleFreeSwap {
+                swap,
+                meminfo,
+                active_kb,
+                free_kb,
+            } => write!(
+                f,
+                "too little free swap on the resume device {} for a hibernation image: \
+                 Active(anon) is {active_kb} kB in {}, more than 98% of its {free_kb} kB free",
+                swap.display(),
+                meminfo.display()
+            ),
+        }
+    }
+}
 
 /// A device number, `MAJ:MIN`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +188,8 @@ pub struct DevNum {
     pub minor: u64,
 }
 
-impl std::fmt::Display for DevNum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for DevNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.major, self.minor)
     }
 }
@@ -109,7 +248,7 @@ impl Hibernation {
     }
 
     /// `Ok` when the kernel could resume from an image written now, else why not.
-    pub fn check(&self) -> Result<(), Unsupported> {
+    pub fn check(&self) -> Result<(), NotResumable> {
         self.refuse_noresume()?;
         let resume = self.resume_config()?;
         let entries = self.swap_entries()?;
@@ -119,12 +258,12 @@ impl Hibernation {
 
     /// `noresume` on the kernel command line (Documentation/admin-guide/kernel-parameters.txt):
     /// the kernel ignores any image at boot. A missing command line is no objection.
-    fn refuse_noresume(&self) -> Result<(), Unsupported> {
+    fn refuse_noresume(&self) -> Result<(), NotResumable> {
         let Some(cmdline) = read_bytes(&self.cmdline)? else {
             return Ok(());
         };
         if has_noresume(&cmdline) {
-            return Err(Unsupported::NoResume {
+            return Err(NotResumable::NoResume {
                 file: self.cmdline.clone(),
             });
         }
@@ -140,20 +279,20 @@ impl Hibernation {
     /// then writes the image's location to the `HibernateLocation` EFI variable, and the next
     /// boot resumes from it. This backend writes no such variable, so without
     /// `/sys/power/resume` nothing would find the image: it needs the resume device set.
-    fn resume_config(&self) -> Result<ResumeConfig, Unsupported> {
+    fn resume_config(&self) -> Result<ResumeConfig, NotResumable> {
         let Some(bytes) = read_bytes(&self.resume)? else {
-            return Err(Unsupported::NoResumeDevice {
+            return Err(NotResumable::NoResumeDevice {
                 file: self.resume.clone(),
                 exists: false,
             });
         };
         let device =
-            parse_trimmed(&bytes, parse_devnum).map_err(|text| Unsupported::ResumeGarbled {
+            parse_trimmed(&bytes, parse_devnum).map_err(|text| NotResumable::ResumeGarbled {
                 file: self.resume.clone(),
                 text,
             })?;
         if device.major == 0 && device.minor == 0 {
-            return Err(Unsupported::NoResumeDevice {
+            return Err(NotResumable::NoResumeDevice {
                 file: self.resume.clone(),
                 exists: true,
             });
@@ -161,7 +300,7 @@ impl Hibernation {
         let offset = match read_bytes(&self.resume_offset)? {
             None => None,
             Some(bytes) => Some(parse_trimmed(&bytes, parse_decimal).map_err(|text| {
-                Unsupported::ResumeOffsetGarbled {
+                NotResumable::ResumeOffsetGarbled {
                     file: self.resume_offset.clone(),
                     text,
                 }
@@ -175,11 +314,11 @@ impl Hibernation {
     /// white space; spaces, tabs, newlines and backslashes in the path escaped as `\ooo`).
     /// Deleted swap files, zram devices (compressed RAM: gone at power-off) and types other
     /// than `partition` and `file` are left out. A missing file lists no swap area.
-    fn swap_entries(&self) -> Result<Vec<SwapEntry>, Unsupported> {
+    fn swap_entries(&self) -> Result<Vec<SwapEntry>, NotResumable> {
         let Some(swaps) = read_bytes(&self.swaps)? else {
             return Ok(Vec::new());
         };
-        parse_swaps(&self.root, &swaps).map_err(|line| Unsupported::SwapsLineGarbled {
+        parse_swaps(&self.root, &swaps).map_err(|line| NotResumable::SwapsLineGarbled {
             file: self.swaps.clone(),
             line,
         })
@@ -192,14 +331,14 @@ impl Hibernation {
         &self,
         resume: &ResumeConfig,
         entries: &'a [SwapEntry],
-    ) -> Result<&'a SwapEntry, Unsupported> {
+    ) -> Result<&'a SwapEntry, NotResumable> {
         let mut first_problem = None;
         for entry in entries {
             match is_resume_device(entry, resume) {
                 Ok(true) => return Ok(entry),
                 Ok(false) => {}
                 Err(problem) => {
-                    first_problem.get_or_insert(Unsupported::SwapUnusable {
+                    first_problem.get_or_insert(NotResumable::SwapUnusable {
                         swap: entry.path.clone(),
                         problem,
                     });
@@ -207,7 +346,7 @@ impl Hibernation {
             }
         }
         Err(
-            first_problem.unwrap_or_else(|| Unsupported::NotResumeDevice {
+            first_problem.unwrap_or_else(|| NotResumable::NotResumeDevice {
                 file: self.swaps.clone(),
                 device: resume.device,
             }),
@@ -216,19 +355,20 @@ impl Hibernation {
 
     /// The image must fit: `Active(anon)` in `/proc/meminfo` (proc(5): `Field:  N kB` lines)
     /// at most 98% of the resume device's free swap, as systemd requires.
-    fn check_room(&self, entry: &SwapEntry) -> Result<(), Unsupported> {
+    fn check_room(&self, entry: &SwapEntry) -> Result<(), NotResumable> {
         let Some(meminfo) = read_bytes(&self.meminfo)? else {
-            return Err(Unsupported::MeminfoMissing {
+            return Err(NotResumable::MeminfoMissing {
                 file: self.meminfo.clone(),
             });
         };
         let meminfo = String::from_utf8_lossy(&meminfo);
-        let active_kb = active_anon_kb(&meminfo).ok_or_else(|| Unsupported::ActiveAnonGarbled {
-            file: self.meminfo.clone(),
-        })?;
+        let active_kb =
+            active_anon_kb(&meminfo).ok_or_else(|| NotResumable::ActiveAnonGarbled {
+                file: self.meminfo.clone(),
+            })?;
         let free_kb = entry.size_kb.saturating_sub(entry.used_kb);
         if u128::from(active_kb) * 100 > u128::from(free_kb) * SWAP_THRESHOLD_PERCENT {
-            return Err(Unsupported::TooLittleFreeSwap {
+            return Err(NotResumable::TooLittleFreeSwap {
                 swap: entry.path.clone(),
                 meminfo: self.meminfo.clone(),
                 active_kb,
@@ -297,14 +437,14 @@ pub(crate) fn parse_swaps(root: &Path, swaps: &[u8]) -> Result<Vec<SwapEntry>, u
 }
 
 /// The file's bytes, `None` when it does not exist; any other failure is a reason.
-fn read_bytes(file: &Path) -> Result<Option<Vec<u8>>, Unsupported> {
+fn read_bytes(file: &Path) -> Result<Option<Vec<u8>>, NotResumable> {
     match fs::read(file) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Unsupported::Unreadable {
-            file: file.to_owned(),
-            errno: errno_of(&e),
-        }),
+        Err(e) => Err(NotResumable::Unreadable(Unreadable::new(
+            file.to_owned(),
+            &e,
+        ))),
     }
 }
 
