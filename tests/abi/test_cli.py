@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from conftest import NO_HOST
-from fakes import NOW, FakeRoot
+from fakes import NOW, FakeRoot, environment
 from lifetime import terminate_with_parent
 
 CLI = os.environ.get("VIRNODESUSPEND_CLI")
@@ -19,13 +18,7 @@ pytestmark = pytest.mark.skipif(not CLI, reason="VIRNODESUSPEND_CLI is not set (
 
 
 def cli_environment(root, delay="0", backends="kernel"):
-    return {
-        **os.environ,
-        **NO_HOST,
-        "VIRNODESUSPEND_ROOT": str(root),
-        "VIRNODESUSPEND_DELAY": delay,
-        "VIRNODESUSPEND_BACKENDS": backends,
-    }
+    return {**os.environ, **environment(root, VIRNODESUSPEND_DELAY=delay, VIRNODESUSPEND_BACKENDS=backends)}
 
 
 def virnodesuspend(*args, root, delay="0", backends="kernel", timeout=60):
@@ -34,14 +27,14 @@ def virnodesuspend(*args, root, delay="0", backends="kernel", timeout=60):
 
 
 def test_caps_lists_each_target_and_the_backend(fake_root):
-    fake_root.host(states="freeze mem disk", swap=False)
+    fake_root.host(swap=False)
     result = virnodesuspend("caps", root=fake_root.path)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "backend: kernel\nmem: supported\ndisk: unsupported\nhybrid: unsupported\n"
 
 
 def test_caps_as_json(fake_root):
-    fake_root.host(disk_modes="[platform] shutdown reboot suspend")
+    fake_root.host()
     result = virnodesuspend("caps", "--json", root=fake_root.path)
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"backend": "kernel", "targets": ["mem", "disk", "hybrid"]}
