@@ -466,18 +466,26 @@ pub fn bounded<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::FakeRoot;
-    use crate::{BackendKind, Config, NodeSuspend};
-
-    /// The one set of defaults all three languages' tests start from.
+    /// The fake host's files agree: its one swap area in /proc/swaps is a block device and
+    /// the resume device. That it supports every target, the C and Python tests assert
+    /// through the API.
     #[test]
-    fn the_fake_host_supports_every_target() {
+    fn the_fake_host_resumes_from_its_one_swap_area() {
+        // The imports are the test's own: benches/ include this file and build no test.
+        use super::FakeRoot;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
         let root = FakeRoot::host();
-        let node = NodeSuspend::new(Config {
-            root: root.path().to_owned(),
-            backends: vec![BackendKind::Kernel],
-            ..Config::default()
-        });
-        assert_eq!(node.target_mask().unwrap(), 0b111);
+        let swaps = root.read("proc/swaps");
+        let [_, entry] = swaps.lines().collect::<Vec<_>>()[..] else {
+            panic!("not one swap area: {swaps:?}");
+        };
+        let device = entry.split('\t').next().unwrap().trim_start_matches('/');
+        let node = std::fs::metadata(root.path().join(device)).unwrap();
+        assert!(node.file_type().is_block_device());
+        let (major, minor) = (
+            nix::sys::stat::major(node.rdev()),
+            nix::sys::stat::minor(node.rdev()),
+        );
+        assert_eq!(root.read("sys/power/resume"), format!("{major}:{minor}\n"));
     }
 }

@@ -1,5 +1,6 @@
-"""Fake kernel files and stand-in helper programs, for the C-ABI tests and the libvirtd
-suite (tests/libvirtd); their fixtures are imported into both suites' conftest."""
+"""The fake host (tests/fake-host/), its environment, private copies of the library, and
+stand-in helper programs: for the C-ABI and CLI tests, the binding's (python/tests) and the
+libvirtd suite (tests/libvirtd), whose conftest imports the fixtures."""
 
 import errno
 import os
