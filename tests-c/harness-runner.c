@@ -217,9 +217,9 @@ void root_host_without_swap(void)
 
 void use_fake_root(const char *delay)
 {
-    char environment[4096];
+    char environment[4096], *rest;
     read_whole(HARNESS_FAKE_HOST "/environment", environment, sizeof(environment));
-    for (char *line = strtok(environment, "\n"); line; line = strtok(NULL, "\n")) {
+    for (char *line = strtok_r(environment, "\n", &rest); line; line = strtok_r(NULL, "\n", &rest)) {
         char *equals = strchr(line, '=');
         if (equals == NULL)
             fail(__FILE__, __LINE__, "%s/environment: no NAME=VALUE: %s", HARNESS_FAKE_HOST, line);
