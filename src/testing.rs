@@ -1,5 +1,8 @@
 //! For the unit tests: fake roots (a directory laid out like `/` with the kernel files a
 //! test needs) and a private bus with a stand-in logind, both gone when the test ends.
+//!
+//! The fake host's files and values are those of `tests/fake-host/` (its README), the one
+//! description the C and Python tests copy too.
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -10,6 +13,48 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
+
+/// `tests/fake-host/`: the fake host's files (`root/`), its block devices, its environment.
+fn fake_host() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-host")
+}
+
+/// A file of the fake host, as `tests/fake-host/root/` has it.
+fn fake_host_file(relative: &str) -> String {
+    fs::read_to_string(fake_host().join("root").join(relative)).unwrap()
+}
+
+/// The fake host's swap area: its one block device (path under the root, major, minor) and
+/// its line of `/proc/swaps` after the device's path.
+fn fake_host_swap() -> (String, u64, u64, String) {
+    let devices = fs::read_to_string(fake_host().join("block-devices")).unwrap();
+    let [path, major, minor] = devices.split_whitespace().collect::<Vec<_>>()[..] else {
+        panic!("tests/fake-host/block-devices: not one device: {devices:?}");
+    };
+    let swaps = fake_host_file("proc/swaps");
+    let entry = swaps.lines().nth(1).expect("a swap area in /proc/swaps");
+    let (_, after_path) = entry.split_once('\t').unwrap();
+    (
+        path.to_owned(),
+        major.parse().unwrap(),
+        minor.parse().unwrap(),
+        format!("\t{after_path}\n"),
+    )
+}
+
+/// Copies the files below `from` to the same places below `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
 
 pub struct FakeRoot {
     dir: PathBuf,
@@ -33,6 +78,16 @@ impl FakeRoot {
         FakeRoot { dir }
     }
 
+    /// The fake host (`tests/fake-host/`): mem, disk and hybrid sleep, a swap area the
+    /// kernel can resume from (a block device node: needs root), and a wake-up capable
+    /// `rtc0` with no alarm set.
+    pub fn host() -> FakeRoot {
+        let root = FakeRoot::new();
+        copy_tree(&fake_host().join("root"), root.path());
+        let (device, major, minor, _) = fake_host_swap();
+        root.block_device(&device, major, minor)
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }
@@ -54,21 +109,24 @@ impl FakeRoot {
         self.file("sys/power/disk", modes)
     }
 
-    /// A host that can hibernate to `device`: `/proc/swaps` with it as the one active swap
-    /// area (a partition of 1048572 kB, none used), `device` under the root a block device
-    /// node 254:2 (made with mknod, so the tests run as root; it is never opened),
-    /// `/sys/power/resume` naming it, and `/proc/meminfo` with `Active(anon)` 102400 kB.
+    /// A host that can hibernate to `device`: the fake host's swap area there (its line in
+    /// `/proc/swaps`, `device` under the root its block device node, made with mknod, so the
+    /// tests run as root, and never opened; `/sys/power/resume` naming it, `/proc/meminfo`
+    /// with room for the image).
     pub fn swap(self, device: &str) -> FakeRoot {
-        self.block_device(device, 254, 2)
-            .swaps(&format!("{device}\tpartition\t1048572\t\t0\t\t-2\n"))
-            .resume("254:2\n")
-            .active_anon(102400)
+        let (_, major, minor, entry_after_path) = fake_host_swap();
+        self.block_device(device, major, minor)
+            .swaps(&format!("{device}{entry_after_path}"))
+            .resume(&fake_host_file("sys/power/resume"))
+            .file("proc/meminfo", &fake_host_file("proc/meminfo"))
     }
 
-    /// `/proc/swaps`: its header, then `entries` (lines of `path type size used priority`).
+    /// `/proc/swaps`: the fake host's header, then `entries` (lines of `path type size used
+    /// priority`).
     pub fn swaps(self, entries: &str) -> FakeRoot {
-        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
-        self.file("proc/swaps", &format!("{header}{entries}"))
+        let swaps = fake_host_file("proc/swaps");
+        let header = swaps.lines().next().unwrap();
+        self.file("proc/swaps", &format!("{header}\n{entries}"))
     }
 
     /// `/sys/power/resume`: the resume device, `MAJ:MIN`.
@@ -403,5 +461,31 @@ pub fn bounded<T: Send + 'static>(
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The fake host's files agree: its one swap area in /proc/swaps is a block device and
+    /// the resume device. That it supports every target, the C and Python tests assert
+    /// through the API.
+    #[test]
+    fn the_fake_host_resumes_from_its_one_swap_area() {
+        // The imports are the test's own: benches/ include this file and build no test.
+        use super::FakeRoot;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let root = FakeRoot::host();
+        let swaps = root.read("proc/swaps");
+        let [_, entry] = swaps.lines().collect::<Vec<_>>()[..] else {
+            panic!("not one swap area: {swaps:?}");
+        };
+        let device = entry.split('\t').next().unwrap().trim_start_matches('/');
+        let node = std::fs::metadata(root.path().join(device)).unwrap();
+        assert!(node.file_type().is_block_device());
+        let (major, minor) = (
+            nix::sys::stat::major(node.rdev()),
+            nix::sys::stat::minor(node.rdev()),
+        );
+        assert_eq!(root.read("sys/power/resume"), format!("{major}:{minor}\n"));
     }
 }

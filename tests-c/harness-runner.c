@@ -141,31 +141,93 @@ static void root_block_device(const char *relative, unsigned major, unsigned min
         fail(__FILE__, __LINE__, "mknod %s: %s (the harness runs as root)", path, strerror(errno));
 }
 
-void root_host(const char *states, const char *disk_modes, bool swap)
+/* Reads the file at `path` into `content` (at most `size` - 1 bytes), or fails the case. */
+static void read_whole(const char *path, char *content, size_t size)
 {
-    char now[32];
-    root_write("sys/power/state", states);
-    root_write("sys/power/disk", disk_modes);
-    root_write("proc/swaps", swap ? "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n"
-                                  : "Filename\tType\tSize\tUsed\tPriority\n");
-    if (swap) {
-        /* The swap partition is the resume device, with room for the image: the kernel
-         * backend then supports disk (and hybrid, when disk_modes offers suspend). */
-        root_block_device("dev/vda2", 254, 2);
-        root_write("sys/power/resume", "254:2\n");
-        root_write("proc/meminfo", "MemTotal:        8000000 kB\nActive(anon):     102400 kB\n");
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, content, size - 1);
+    if (n < 0 || (size_t)n == size - 1)
+        fail(__FILE__, __LINE__, "read %s: %s", path, n < 0 ? strerror(errno) : "too long");
+    content[n] = '\0';
+    close(fd);
+}
+
+const char *fake_host_read(const char *relative)
+{
+    static char content[4096];
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/root/%s", HARNESS_FAKE_HOST, relative);
+    read_whole(path, content, sizeof(content));
+    return content;
+}
+
+const char *fake_host_alarm(unsigned long long duration)
+{
+    static char alarm[32];
+    long long now = strtoll(fake_host_read("sys/class/rtc/rtc0/since_epoch"), NULL, 10);
+    snprintf(alarm, sizeof(alarm), "%lld", now + (long long)duration + 1);
+    return alarm;
+}
+
+/* nftw's callback for the fake host's files: each is written to the same place below the
+ * case's root. */
+static int copy_fake_host_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    static const char prefix[] = HARNESS_FAKE_HOST "/root/";
+    char content[4096];
+    (void)st;
+    (void)ftw;
+    if (type == FTW_F) {
+        read_whole(path, content, sizeof(content));
+        root_write(path + strlen(prefix), content);
     }
-    snprintf(now, sizeof(now), "%lld\n", HARNESS_NOW);
-    root_write("sys/class/rtc/rtc0/since_epoch", now);
-    root_write("sys/class/rtc/rtc0/wakealarm", "");
+    return 0;
+}
+
+/* The fake host's files, and its swap area's block devices when `swap`; without them,
+ * /proc/swaps keeps only its header line. */
+static void copy_fake_host(bool swap)
+{
+    char devices[4096], relative[256], swaps[4096];
+    unsigned major, minor;
+    int used;
+    if (nftw(HARNESS_FAKE_HOST "/root", copy_fake_host_file, 16, FTW_PHYS) != 0)
+        fail(__FILE__, __LINE__, "copy %s/root: %s", HARNESS_FAKE_HOST, strerror(errno));
+    if (!swap) {
+        snprintf(swaps, sizeof(swaps), "%s", fake_host_read("proc/swaps"));
+        swaps[strcspn(swaps, "\n") + 1] = '\0';
+        root_write("proc/swaps", swaps);
+        return;
+    }
+    read_whole(HARNESS_FAKE_HOST "/block-devices", devices, sizeof(devices));
+    for (const char *line = devices; sscanf(line, "%255s %u %u\n%n", relative, &major, &minor, &used) == 3;
+         line += used)
+        root_block_device(relative, major, minor);
+}
+
+void root_host(void)
+{
+    copy_fake_host(true);
+}
+
+void root_host_without_swap(void)
+{
+    copy_fake_host(false);
 }
 
 void use_fake_root(const char *delay)
 {
-    if (setenv("VIRNODESUSPEND_ROOT", case_root, 1) < 0 || setenv("VIRNODESUSPEND_DELAY", delay, 1) < 0 ||
-        setenv("VIRNODESUSPEND_BACKENDS", "kernel", 1) < 0 ||
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/virnodesuspend-harness-bus", 1) < 0 ||
-        setenv("PATH", "", 1) < 0)
+    char environment[4096], *rest;
+    read_whole(HARNESS_FAKE_HOST "/environment", environment, sizeof(environment));
+    for (char *line = strtok_r(environment, "\n", &rest); line; line = strtok_r(NULL, "\n", &rest)) {
+        char *equals = strchr(line, '=');
+        if (equals == NULL)
+            fail(__FILE__, __LINE__, "%s/environment: no NAME=VALUE: %s", HARNESS_FAKE_HOST, line);
+        *equals = '\0';
+        if (setenv(line, equals + 1, 1) < 0)
+            fail(__FILE__, __LINE__, "setenv %s: %s", line, strerror(errno));
+    }
+    if (setenv("VIRNODESUSPEND_ROOT", case_root, 1) < 0 || setenv("VIRNODESUSPEND_DELAY", delay, 1) < 0)
         fail(__FILE__, __LINE__, "setenv: %s", strerror(errno));
 }
 

@@ -4,7 +4,7 @@
  * printed as TAP for meson.
  *
  * Nothing here reaches this machine's /sys, RTC, system bus or pm-utils: the library is
- * told to use the kernel backend on the case's fake root, with no bus and an empty PATH.
+ * told to use the kernel backend on the case's fake root, with no bus and no PATH.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
@@ -44,14 +44,25 @@ void root_write(const char *relative, const char *content);
 const char *root_read(const char *relative);
 void root_remove(const char *relative);
 
-/* A host as the library's tests know it: sleep states `states` ("freeze mem disk"),
- * hibernation modes `disk_modes`, a swap area that is the resume device with room for the
- * image (or no swap at all), and a wake-capable RTC reading HARNESS_NOW. */
-#define HARNESS_NOW 1800000000LL
-void root_host(const char *states, const char *disk_modes, bool swap);
+/* The fake host, tests/fake-host/ (its README), copied to the case's root: mem, disk and
+ * hybrid sleep, a swap area the kernel can resume from (a block device node: the case
+ * needs root, else it is skipped) and a wake-capable RTC. Without its swap area the host
+ * can suspend to RAM only, and the case runs as any user. */
+void root_host(void);
+void root_host_without_swap(void);
 
-/* Points the library at the fake root with `delay` seconds before a suspend (the
- * environment is read at the library's first call, so this comes first in a case). */
+/* A file of the fake host as tests/fake-host/root/ has it (in a static buffer). */
+const char *fake_host_read(const char *relative);
+
+/* The alarm a request of `duration` seconds arms on the fake host, as the library writes
+ * it (in a static buffer): its RTC's reading + duration + 1, the second it read being
+ * perhaps almost over. */
+const char *fake_host_alarm(unsigned long long duration);
+
+/* Points the library at the case's root with the fake host's environment (no bus, no PATH,
+ * the kernel backend only) and `delay` seconds before a suspend. The environment is read
+ * at the library's first call, so this comes first in a case; a case that wants another
+ * backend or PATH sets it after. */
 void use_fake_root(const char *delay);
 
 /* Runs `run` in a thread per racer, all let go at once, and joins them: `racers` is an

@@ -504,7 +504,7 @@ static void race_in_a_process(void *arg)
 
 static void processes_and_threads_racing_on_one_host_get_one_request(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
     struct race race;
     pid_t pids[PROCESSES];
@@ -539,7 +539,7 @@ static void processes_and_threads_racing_on_one_host_get_one_request(void)
     CHECK(accepted == 1);
     CHECK(refused == PROCESSES * THREADS - 1);
     /* Armed once, for the RTC's reading + 60 + 1. */
-    CHECK_STR(root_read(WAKEALARM), "1800000061");
+    CHECK_STR(root_read(WAKEALARM), fake_host_alarm(60));
     CHECK(record_has("target=mem"));
     CHECK(record_has("pid=%d", (int)winner));
 
@@ -631,7 +631,7 @@ static bool worker_opened_the_state_fifo(void)
 
 static void another_processs_request_is_refused_waited_for_and_its_failure_leaves_anothers_alarm(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
     struct two_processes pipes;
     make_pipe(pipes.ready);
@@ -651,7 +651,7 @@ static void another_processs_request_is_refused_waited_for_and_its_failure_leave
     int fifo = open_the_state_fifo_full(&filled);
     CHECK(signal(SIGPIPE, SIG_IGN) != SIG_ERR); /* the worker's write then fails with EPIPE */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
-    CHECK_STR(root_read(WAKEALARM), "1800000061");
+    CHECK_STR(root_read(WAKEALARM), fake_host_alarm(60));
     WAIT_FOR(worker_opened_the_state_fifo);
     CHECK(record_has("state=suspending"));
     CHECK(record_has("pid=%d", (int)getpid()));
@@ -696,7 +696,7 @@ static void request_and_stay(void *arg)
 
 static void request_of_a_process_killed_during_the_delay_is_settled_by_the_next_process(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     int reported[2];
     int status;
     make_pipe(reported);
@@ -785,7 +785,7 @@ static void query_then_hold_suspends_on_a_fifo(void)
 
 static void request_made_in_one_process_is_seen_by_get_info_in_another(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     /* The request stays pending for the delay, 10 s: this process looks at it at once. */
     use_fake_root("10");
 
@@ -807,7 +807,7 @@ static void request_made_in_one_process_is_seen_by_get_info_in_another(void)
     if (info.state != VIR_NODE_SUSPEND_STATE_PENDING)
         printf("# not pending: this machine took longer than the delay (10 s) to look\n");
     check_request_in(&info, VIR_NODE_SUSPEND_STATE_PENDING, pid);
-    CHECK(info.wakeAt == 1800000061);
+    CHECK(info.wakeAt == strtoll(fake_host_alarm(60), NULL, 10));
     CHECK(info.lastOutcome == VIR_NODE_SUSPEND_OUTCOME_NONE);
     CHECK(info.lastTarget == -1);
     CHECK(info.lastError == NULL);
@@ -833,7 +833,7 @@ static void request_made_in_one_process_is_seen_by_get_info_in_another(void)
 
 static void abort_from_another_process_during_the_delay_cancels_the_request(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("3600"); /* pending for the whole case */
     struct owner owner;
     make_owner_pipes(&owner, 3650);
@@ -872,7 +872,7 @@ static void abort_from_another_process_during_the_delay_cancels_the_request(void
     CHECK_STR(waited.message, aborted_by_me);
     CHECK(seconds_between(&aborted_at, &waited.at) < 10);
     reap_ok(pid, "the owner");
-    CHECK_STR(root_read(STATE), "freeze mem"); /* nothing ever reached it */
+    CHECK_STR(root_read(STATE), fake_host_read(STATE)); /* nothing ever reached it */
 
     /* The new request is still the host's. */
     info = get_info();
@@ -884,7 +884,7 @@ static void abort_from_another_process_during_the_delay_cancels_the_request(void
     CHECK(virNodeSuspendAbort(0) == 0);
     CHECK(virNodeSuspendWait() == -1);
     CHECK_ERROR(VIR_ERR_OPERATION_ABORTED, VIR_FROM_NONE, aborted_by_me);
-    CHECK_STR(root_read(STATE), "freeze mem");
+    CHECK_STR(root_read(STATE), fake_host_read(STATE));
     CHECK_STR(root_read(WAKEALARM), "0");
     close_owner_pipes(&owner);
 }
@@ -892,7 +892,7 @@ static void abort_from_another_process_during_the_delay_cancels_the_request(void
 static void abort_while_suspending_or_with_nothing_in_progress_is_refused_and_changes_nothing(void)
 {
     char before[4096];
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
 
     /* Nothing ever requested: nothing made either. */
@@ -910,7 +910,7 @@ static void abort_while_suspending_or_with_nothing_in_progress_is_refused_and_ch
     CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NONE, TOO_LATE_TO_ABORT);
     printf("# while suspending: %s\n", virNodeSuspendGetLastErrorMessage());
     CHECK_STR(root_read(RECORD), before);
-    CHECK_STR(root_read(WAKEALARM), "1800000061");
+    CHECK_STR(root_read(WAKEALARM), fake_host_alarm(60));
     virNodeSuspendInfo info = get_info();
     check_request_in(&info, VIR_NODE_SUSPEND_STATE_SUSPENDING, pid);
 
@@ -945,7 +945,7 @@ static void wait_for_the_hosts_request(void *arg)
 
 static void third_processs_wait_returns_when_the_owners_request_is_over_with_its_outcome(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
     query_then_hold_suspends_on_a_fifo();
     struct owner owner;
@@ -980,7 +980,7 @@ static void third_processs_wait_returns_when_the_owners_request_is_over_with_its
 
 static void get_info_and_abort_check_their_flags_and_arguments(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("3600");
     virNodeSuspendInfo info, untouched;
     memset(&info, 0x5a, sizeof(info));
@@ -1206,7 +1206,7 @@ static unsigned file_mode(const char *relative)
 static void unprivileged_process_waits_for_roots_request_until_it_is_aborted(void)
 {
     harness_need_root("becoming nobody");
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("3600"); /* pending for the whole case */
     /* mkdtemp made the fake root 0700: nobody may not even reach it. */
     CHECK(chmod(root_path("."), 0755) == 0);
@@ -1288,7 +1288,7 @@ static void request_and_wait_in_the_child(void *arg)
 
 static void child_forked_after_a_finished_request_has_its_own_carried_out(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
     CHECK(virNodeSuspendWait() == 0);
@@ -1319,7 +1319,7 @@ static void request_then_wait_for_the_parents_request(void *arg)
 
 static void child_forked_while_a_request_is_pending_makes_none_and_waits_for_the_parents(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("3600"); /* pending for the whole case; the shortest duration is 3650 s */
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 3650, 0) == 0);
     WAIT_FOR(worker_is_parked);
@@ -1404,7 +1404,7 @@ static void adopt_child(pid_t pid)
 
 static void child_forked_while_suspending_whose_parent_is_killed_sees_the_request_end(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
     /* The child of P outlives it: it becomes this process's, to reap. */
     CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) == 0);
@@ -1432,7 +1432,7 @@ static void child_forked_while_suspending_whose_parent_is_killed_sees_the_reques
     CHECK(seen.ret == 0);
     CHECK(seen.state == VIR_NODE_SUSPEND_STATE_SUSPENDING);
     CHECK(seen.owner == (int)p);
-    CHECK(seen.wake_at == 1800000061);
+    CHECK(seen.wake_at == strtoll(fake_host_alarm(60), NULL, 10));
     CHECK(seen.lock_descriptors_before == 1); /* its copy of the worker's */
     int lock_descriptors_after_get_info = seen.lock_descriptors_after;
 
@@ -1471,7 +1471,7 @@ static void child_forked_while_suspending_whose_parent_is_killed_sees_the_reques
     CHECK(record_has("last_error=%s", abandoned));
     CHECK(record_has("last_code=%d", VIR_ERR_OPERATION_FAILED));
     CHECK(!exists(lock));
-    CHECK_STR(root_read(WAKEALARM), "1800000061"); /* a suspending request keeps its alarm */
+    CHECK_STR(root_read(WAKEALARM), fake_host_alarm(60)); /* a suspending request keeps its alarm */
 
     /* A fresh process sees the host idle, its last request abandoned. */
     signal_once(fresh.go[1]);
@@ -1483,7 +1483,7 @@ static void child_forked_while_suspending_whose_parent_is_killed_sees_the_reques
     CHECK(seen.last_target == VIR_NODE_SUSPEND_TARGET_MEM);
     CHECK_STR(seen.last_error, abandoned);
     reap_ok(looker, "the fresh process");
-    CHECK_STR(root_read(WAKEALARM), "1800000061");
+    CHECK_STR(root_read(WAKEALARM), fake_host_alarm(60));
     close_fresh_pipes(&fresh);
     CHECK(close(pipes.forked[0]) == 0 && close(pipes.seen[0]) == 0 && close(pipes.answered[0]) == 0);
     /* Last, as the rest holds either way: the child let go of its copy of the lock at its

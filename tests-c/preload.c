@@ -97,7 +97,7 @@ const char *virNodeSuspendGetLastErrorMessage(void)
 
 static void the_library_is_mapped_at_the_first_call_and_not_before(void)
 {
-    root_host("freeze mem disk", "[platform] shutdown reboot suspend", true);
+    root_host();
     use_fake_root("10");
     CHECK(maps("/preload.so"));
     CHECK(!maps("libvirnodesuspend"));
@@ -115,7 +115,7 @@ static void the_library_is_mapped_at_the_first_call_and_not_before(void)
 
 static void answers_and_errors_pass_through_unchanged(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("10");
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 1) == -1);
     CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NONE, "unsupported flags (0x1) in function virNodeSuspend");
@@ -131,7 +131,7 @@ static void answers_and_errors_pass_through_unchanged(void)
     CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "");
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_MEM, 60, 0) == 0);
     CHECK(virNodeSuspendGetLastErrorCode() == 0);
-    CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), "1800000061");
+    CHECK_STR(root_read("sys/class/rtc/rtc0/wakealarm"), fake_host_alarm(60));
 }
 
 #define RACERS 16
@@ -153,7 +153,7 @@ static void race_for_the_first_call(void *arg)
  * one reaches the library, which takes exactly one request. */
 static void threads_racing_the_first_call_all_reach_the_library(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("3600");
     struct racer racers[RACERS];
     int accepted = 0;

@@ -66,7 +66,7 @@ static void root_script(const char *name, const char *body)
 static void use_pm_utils(int status)
 {
     char body[512];
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("0");
     root_script("pm-is-supported", "[ \"$1\" = --suspend ]");
     snprintf(body, sizeof(body), "/bin/grep -E '^Sig(Blk|Ign)' /proc/self/status > '%s'\nexit %d",

@@ -12,7 +12,7 @@
 
 void libvirt_header_after_this_one(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("10");
     CHECK(VIR_NODE_SUSPEND_TARGET_LAST == 3);
     CHECK(virNodeSuspend(VIR_NODE_SUSPEND_TARGET_LAST, 60, 0) == -1);

@@ -16,7 +16,7 @@
 
 static void libvirt_sees_the_errors_this_library_raises(void)
 {
-    root_host("freeze mem", "[platform] shutdown reboot", false);
+    root_host_without_swap();
     use_fake_root("10");
     virNodeSuspendTarget target = VIR_NODE_SUSPEND_TARGET_HYBRID; /* libvirt's own enum */
     CHECK(virNodeSuspend(target, 60, 0) == -1);

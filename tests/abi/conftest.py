@@ -16,32 +16,16 @@ import tempfile
 
 import pytest
 
-from fakes import fake_bin, fake_root  # noqa: F401 (fixtures)
+from fakes import environment, fake_bin, fake_root  # noqa: F401 (fixtures)
 from lifetime import end_session_on_sigterm, terminate_with_parent
 from private_bus import PrivateBus
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-# Nothing of this machine's: no system bus (a socket path that cannot exist), and a PATH
-# with nothing in it (so no real pm-is-supported or pm-suspend is ever found; the empty
-# directory is the session's, from empty_path). Tests that want a bus or helpers put their
-# own stand-ins there.
-NO_HOST = {
-    "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/virnodesuspend-test-bus",
-}
-
 
 def pytest_configure(config):
     end_session_on_sigterm()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def empty_path(tmp_path_factory):
-    """The empty directory that is NO_HOST's PATH, for the whole session."""
-    NO_HOST["PATH"] = str(tmp_path_factory.mktemp("empty-path"))
-    yield NO_HOST["PATH"]
-    del NO_HOST["PATH"]
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +59,17 @@ def system_bus(request, tmp_path):
 
 def run(spec, env):
     """Runs driver.py with SPEC in a fresh process with ENV added; returns its results.
-    Unless ENV says otherwise, the library gets an empty root and no system bus: no test
-    reaches this machine's /sys, RTC or bus."""
+    Unless ENV says otherwise, the library gets an empty root, no system bus and no PATH (the
+    fake host's environment), and its own default backends and delay: no test reaches this
+    machine's /sys, RTC or bus."""
     with tempfile.TemporaryDirectory(prefix="virnodesuspend-empty-root-") as empty_root:
         process = subprocess.run(
             [sys.executable, str(HERE / "driver.py"), json.dumps(spec)],
-            env={**os.environ, **NO_HOST, "VIRNODESUSPEND_ROOT": empty_root, **env},
+            env={
+                **os.environ,
+                **environment(empty_root, VIRNODESUSPEND_BACKENDS=None, VIRNODESUSPEND_DELAY=None),
+                **env,
+            },
             capture_output=True,
             text=True,
             timeout=60,

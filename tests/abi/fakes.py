@@ -1,15 +1,45 @@
-"""Fake kernel files and stand-in helper programs, for the C-ABI tests and the libvirtd
-suite (tests/libvirtd); their fixtures are imported into both suites' conftest."""
+"""The fake host (tests/fake-host/), its environment, private copies of the library, and
+stand-in helper programs: for the C-ABI and CLI tests, the binding's (python/tests) and the
+libvirtd suite (tests/libvirtd), whose conftest imports the fixtures."""
 
 import errno
 import os
+import pathlib
 import select
+import shutil
 import stat
 import time
 
 import pytest
 
-NOW = 1_800_000_000
+# The one description of the fake host, which the Rust and C tests copy too (its README).
+FAKE_HOST = pathlib.Path(__file__).resolve().parents[1] / "fake-host"
+# What its RTC reads.
+NOW = int((FAKE_HOST / "root/sys/class/rtc/rtc0/since_epoch").read_text())
+
+
+def environment(root, **overrides):
+    """The fake host's environment (FAKE_HOST/environment) for the library on ROOT, with
+    OVERRIDES on top; an override of None leaves that variable out (the library's default)."""
+    lines = (FAKE_HOST / "environment").read_text().splitlines()
+    variables = dict(line.split("=", 1) for line in lines)
+    variables = {**variables, "VIRNODESUSPEND_ROOT": str(root), **overrides}
+    return {name: value for name, value in variables.items() if value is not None}
+
+
+def private_library(built, directory, monkeypatch, root, **overrides):
+    """A private copy of the library BUILT in DIRECTORY, configured for ROOT: the fake host's
+    environment with OVERRIDES (see environment) set in this process. The library reads its
+    configuration once, at its first call, so each copy gets its own in this one process.
+    Returns the copy's path."""
+    for name, value in environment(root, **overrides).items():
+        monkeypatch.setenv(name, value)
+    for name in [name for name, value in overrides.items() if value is None]:
+        monkeypatch.delenv(name, raising=False)
+    copies = sorted(directory.glob("libvirnodesuspend-*.so"))
+    copy = directory / f"libvirnodesuspend-{len(copies)}.so"
+    shutil.copyfile(built, copy)
+    return str(copy)
 
 
 class FakeRoot:
@@ -27,19 +57,23 @@ class FakeRoot:
     def read(self, relative):
         return (self.path / relative).read_text()
 
-    def host(self, states="freeze mem disk", disk_modes="[platform] shutdown reboot", swap=True):
-        """/sys/power with STATES and DISK_MODES, a wake-capable RTC and, with SWAP, a swap
-        partition the kernel can resume from: /dev/vda2 (a block device node 254:2, never
-        opened; making it needs root) active in /proc/swaps, named by /sys/power/resume,
-        with room for the image that /proc/meminfo's Active(anon) tells."""
-        self.write("sys/power/state", states)
-        self.write("sys/power/disk", disk_modes)
+    def host(self, states=None, disk_modes=None, swap=True):
+        """The fake host (FAKE_HOST), with STATES in /sys/power/state and DISK_MODES in
+        /sys/power/disk instead of its own when given, and without its swap area unless
+        SWAP (then no block device is made, which needs root)."""
+        shutil.copytree(FAKE_HOST / "root", self.path, dirs_exist_ok=True)
         if swap:
-            self.write("proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/dev/vda2\tpartition\t1048572\t0\t-2\n")
-            self.block_device("dev/vda2", 254, 2)
-            self.write("sys/power/resume", "254:2\n")
-            self.write("proc/meminfo", "MemTotal:        8000000 kB\nActive(anon):     102400 kB\n")
-        return self.rtc()
+            for line in (FAKE_HOST / "block-devices").read_text().splitlines():
+                relative, major, minor = line.split()
+                self.block_device(relative, int(major), int(minor))
+        else:
+            swaps = self.read("proc/swaps")
+            self.write("proc/swaps", swaps[: swaps.index("\n") + 1])
+        if states is not None:
+            self.write("sys/power/state", states)
+        if disk_modes is not None:
+            self.write("sys/power/disk", disk_modes)
+        return self
 
     def block_device(self, relative, major, minor):
         node = self.path / relative
@@ -58,10 +92,9 @@ class FakeRoot:
         return dict(line.split("=", 1) for line in text.splitlines())
 
     def rtc(self):
-        """Only a wake-up capable RTC reading NOW: no /sys/power, so the kernel backend
-        is unavailable."""
-        self.write("sys/class/rtc/rtc0/since_epoch", f"{NOW}\n")
-        self.write("sys/class/rtc/rtc0/wakealarm", "")
+        """Only the fake host's RTC: no /sys/power, so the kernel backend is unavailable."""
+        rtc = "sys/class/rtc/rtc0"
+        shutil.copytree(FAKE_HOST / "root" / rtc, self.path / rtc, dirs_exist_ok=True)
         return self
 
 

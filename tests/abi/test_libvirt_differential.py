@@ -129,7 +129,7 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
     names, the capability answers with their reasons, and a suspend that fails after the
     call returned as a warning (libvirt 9.0 logs only "Failed to suspend the host"; ours
     says why)."""
-    fake_root.host()
+    fake_root.host(disk_modes="[platform] shutdown reboot")  # no hybrid, and a reason logged
     log = tmp_path / "libvirt.log"
     calls = [
         ["mask"],

@@ -71,7 +71,7 @@ def accepted_once_free(daemon, *command):
 
 
 def kernel_with_everything(fake_root, fake_bin):
-    fake_root.host(disk_modes="[platform] shutdown reboot suspend")
+    fake_root.host()
 
 
 def kernel_without_swap(fake_root, fake_bin):
