@@ -673,12 +673,9 @@ mod tests {
     use std::sync::Barrier;
     use std::time::Instant;
 
+    /// The fake host (tests/fake-host/): mem, disk and hybrid, its clock at [`NOW`].
     fn host() -> FakeRoot {
-        FakeRoot::new()
-            .state("freeze mem disk")
-            .disk("[platform] shutdown reboot suspend")
-            .swap("/dev/vda2")
-            .rtc(0, NOW)
+        FakeRoot::host()
     }
 
     fn node(root: &FakeRoot, delay_secs: u64) -> NodeSuspend {
@@ -907,7 +904,7 @@ mod tests {
                 let (node, start) = (node.clone(), Arc::clone(&start));
                 thread::spawn(move || {
                     start.wait();
-                    node.suspend(0, 60).map_err(|e| e.code)
+                    node.suspend(0, 60).map_err(|e| (e.code, e.message.clone()))
                 })
             })
             .collect::<Vec<_>>()
@@ -915,13 +912,11 @@ mod tests {
             .map(|t| t.join().unwrap())
             .collect();
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-        assert_eq!(
-            results
-                .iter()
-                .filter(|r| **r == Err(ErrorCode::OperationInvalid))
-                .count(),
-            31
-        );
+        let in_progress = Err((
+            ErrorCode::OperationInvalid,
+            "Requested operation is not valid: Suspend operation already in progress".into(),
+        ));
+        assert_eq!(results.iter().filter(|r| **r == in_progress).count(), 31);
         wait_idle(&node);
     }
 
@@ -1120,6 +1115,40 @@ mod tests {
             );
             assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
         }
+    }
+
+    #[test]
+    fn an_available_backends_no_is_final() {
+        use std::os::unix::fs::PermissionsExt;
+        // pm-utils can only hibernate; the kernel, asked next, would allow mem too.
+        let root = host();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in [
+            ("pm-is-supported", "[ \"$1\" = --hibernate ]"),
+            ("pm-hibernate", "exit 0"),
+        ] {
+            std::fs::write(bin.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let pm_utils = crate::backend::pm_utils::PmUtils::new(Some(bin.into_os_string()));
+        let kernel = Kernel::new(root.path());
+        let node = node_with(&root, vec![Box::new(pm_utils), Box::new(kernel)]);
+        assert_eq!(node.target_mask(), Ok(1 << Target::Disk as u32));
+        assert_eq!(error(&node, 0, 60).0, ErrorCode::ArgumentUnsupported);
+        node.suspend(1, 60).unwrap();
+        let outcome = wait_idle(&node);
+        assert_eq!(
+            (outcome.backend, outcome.result),
+            (BackendKind::PmUtils, Ok(()))
+        );
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+        assert_eq!(
+            root.read("sys/power/state"),
+            "freeze mem disk",
+            "the kernel was not used"
+        );
     }
 
     /// The host's request record, as another process reads it.
