@@ -1,4 +1,4 @@
-/* README's example: a C program using the library as an outside user does. */
+/* README's C example: a C program using the library as an outside user does. */
 #include <stdio.h>
 #include <virnodesuspend.h>
 

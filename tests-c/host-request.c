@@ -1487,7 +1487,7 @@ static void child_forked_while_suspending_whose_parent_is_killed_sees_the_reques
     close_fresh_pipes(&fresh);
     CHECK(close(pipes.forked[0]) == 0 && close(pipes.seen[0]) == 0 && close(pipes.answered[0]) == 0);
     /* Last, as the rest holds either way: the child let go of its copy of the lock at its
-     * first call (README, "fork()"), its GetInfo, not only at its wait. Else, had P died
+     * first call (docs/design.md, "fork()"), its GetInfo, not only at its wait. Else, had P died
      * before the child's wait, any other process's wait would wait for the child. */
     CHECK(lock_descriptors_after_get_info == 0);
 }

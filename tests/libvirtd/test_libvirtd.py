@@ -202,7 +202,7 @@ def test_virsh_shows_what_it_shows_with_stock_libvirtd(
 # reads the FIFO the suspend writes to, however long the delay.
 DELAY = 1
 
-# README, difference 4.
+# docs/differences.md, difference 4.
 TOO_LONG = (
     "invalid argument: Suspend duration 10000000000 is too long, "
     "the RTC cannot wake the host after 2099-12-31 23:59:59 UTC"
@@ -255,7 +255,7 @@ def test_suspend_reaches_the_fake_kernel_after_the_delay(libvirtd, library, fake
     assert fake_root.read(WAKEALARM) == "0"
 
     # The next request is accepted; the kernel refuses it this time (a write to /dev/full
-    # fails), and the daemon's log says why (README, difference 8).
+    # fails), and the daemon's log says why (docs/differences.md, difference 8).
     state.unlink()
     state.symlink_to("/dev/full")
     accepted_once_free(daemon, "nodesuspend", "mem", "60")

@@ -117,7 +117,7 @@ mod tests {
             .collect()
     }
 
-    /// The environment is left as it is (README, "Using it inside libvirt"): a child of
+    /// The environment is left as it is (docs/libvirt.md, "Preloaded"): a child of
     /// a preloading process inherits `LD_PRELOAD` and maps the library, and nothing more
     /// than the library: no D-Bus client, no unwinder of its own.
     #[test]
