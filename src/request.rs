@@ -1,8 +1,10 @@
 //! The life of a suspend request: one request per host, seen from the process that made it
 //! ([`Life`], its [`Job`]) and from every process on the host (the [`Record`] in
 //! `run/virnodesuspend/`, whose files [`crate::host`] keeps). Both sides change together:
-//! each transition below is one method, takes the host's guard, and writes the record
-//! through [`Record::commit`], the one place it is written.
+//! each transition below is one method, runs under the host's guard (which its caller
+//! takes: this process's worker without waiting for it while it holds the node's state,
+//! see `node::guarded`), and writes the record through [`Record::commit`], the one place
+//! it is written.
 //!
 //! ```text
 //!   Idle ◀────────────────────────────────────────────────────────────────────────┐
@@ -510,17 +512,18 @@ impl Life {
     }
 
     /// start: the pending request is recorded suspending, for the host and this process
-    /// in one step under the guard; or, when another process aborted it first (the record
-    /// no longer holds it) or the start could not be recorded, the failure, and the request
-    /// stays pending for [`Life::finish`]. Under the guard, an abort from another process
-    /// comes either before (then the record tells it) or after (then it is too late).
-    pub fn start(&mut self, host: &HostRequest) -> Result<SuspendOrder> {
+    /// in one step under `guard` (the host's guard, or why it could not be taken); or,
+    /// when another process aborted it first (the record no longer holds it) or the start
+    /// could not be recorded, the failure, and the request stays pending for
+    /// [`Life::finish`]. Under the guard, an abort from another process comes either
+    /// before (then the record tells it) or after (then it is too late).
+    pub fn start(&mut self, guard: Result<Guard>) -> Result<SuspendOrder> {
         let Life::Pending(job) = self else {
             unreachable!("only a pending request starts")
         };
         let not_started =
             |error| failed(&job.rtc, job.accepted.wake_at, Failure::NotStarted(error));
-        let guard = host.guard().map_err(not_started)?;
+        let guard = guard.map_err(not_started)?;
         let record = guard.read().map_err(not_started)?;
         if record.phase != Phase::Pending(job.accepted.clone()) {
             let abort = match record.last {
@@ -553,9 +556,9 @@ impl Life {
     /// finish: the request in progress ends with `result`. The record tells how (unless it
     /// no longer holds the request: aborted by another process, it already tells that, and
     /// may hold a newer request by now), then the lock file is removed and the lock
-    /// released, all under the guard: whoever takes the guard next finds the lock free and
-    /// the record idle.
-    pub fn finish(&mut self, host: &HostRequest, backend: BackendKind, result: Result<()>) {
+    /// released, all under `guard` (the host's guard, or why it could not be taken):
+    /// whoever takes the guard next finds the lock free and the record idle.
+    pub fn finish(&mut self, guard: Result<Guard>, backend: BackendKind, result: Result<()>) {
         let job = match mem::replace(self, Life::Idle { last: None }) {
             Life::Pending(job) | Life::Suspending(job) => job,
             Life::Idle { .. } => unreachable!("only a request in progress finishes"),
@@ -568,7 +571,6 @@ impl Life {
                 result.as_ref().err().map(RecordedError::from),
             )),
         };
-        let guard = host.guard();
         let written = match &guard {
             Ok(guard) => {
                 let written = match guard.read() {
