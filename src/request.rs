@@ -441,7 +441,10 @@ impl SuspendOrder {
     /// after the host is back (an early wake-up leaves it pending), or the failure.
     pub fn returned(&self, suspended: std::result::Result<(), SuspendFailure>) -> Result<()> {
         match suspended {
-            Ok(()) => self.rtc.disarm_if_at(self.wake_at).map(drop),
+            Ok(()) => match self.rtc.disarm_if_at(self.wake_at) {
+                Ok(_) => Ok(()),
+                Err(error) => Err(failed(&self.rtc, self.wake_at, Failure::NotDisarmed(error))),
+            },
             Err(failure) => Err(failed(&self.rtc, self.wake_at, Failure::Backend(failure))),
         }
     }
@@ -456,6 +459,8 @@ enum Failure {
     NotStarted(Error),
     /// The backend failed.
     Backend(SuspendFailure),
+    /// The host is back, but its alarm could not be disarmed.
+    NotDisarmed(Error),
 }
 
 /// What happens when a suspend fails, whatever failed: the alarm is disarmed (if it still
@@ -480,14 +485,23 @@ fn failed(rtc: &Rtc, wake_at: u64, failure: Failure) -> Error {
             if !failure.may_still_sleep {
                 let _ = rtc.disarm_if_at(wake_at);
             }
-            libvirt::log(
-                LogPriority::Warn,
-                c"virNodeSuspendHelper",
-                &format!("Failed to suspend the host: {}", failure.error),
-            );
+            log_failed_suspend(&failure.error);
             failure.error
         }
+        Failure::NotDisarmed(error) => {
+            log_failed_suspend(&error);
+            error
+        }
     }
+}
+
+/// The warning in libvirt's log of a request that failed once the backend was asked.
+fn log_failed_suspend(error: &Error) {
+    libvirt::log(
+        LogPriority::Warn,
+        c"virNodeSuspendHelper",
+        &format!("Failed to suspend the host: {error}"),
+    );
 }
 
 /// This process's request.
