@@ -1257,6 +1257,39 @@ mod tests {
         end_pending(&node);
     }
 
+    // As request.rs's tests of Record::abandon, but found and settled as every process's
+    // first call does (the lock looked at, under a guard taken without waiting).
+    #[test]
+    fn abandoned_request_that_had_started_keeps_its_alarm() {
+        let root = host();
+        left_behind(&root, Phase::Suspending);
+        node(&root, 0).settle_abandoned();
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string()
+        );
+        let last = record(&root).last.unwrap();
+        assert_eq!(last.ending, Ending::Abandoned);
+        assert_eq!(
+            last.error.unwrap().message,
+            "process 4000000 ended after the suspend started; its wake-up alarm was left armed"
+        );
+    }
+
+    #[test]
+    fn abandoned_request_leaves_an_alarm_someone_else_set_alone() {
+        let root = host();
+        left_behind(&root, Phase::Pending);
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            "1900000000",
+        )
+        .unwrap();
+        node(&root, 0).settle_abandoned();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
+    }
+
     #[test]
     fn host_that_never_had_a_request_is_left_untouched() {
         let root = host();
