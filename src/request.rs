@@ -9,16 +9,17 @@
 //! ```text
 //!   Idle ◀────────────────────────────────────────────────────────────────────────┐
 //!    │ accept (virNodeSuspend): the guard taken, a lock made and held, "pending"  │
-//!    │ recorded, the alarm armed. Give up, if the alarm cannot be armed or no     │
-//!    │ worker thread made: the alarm disarmed, the record back to the last        │
-//!    │ outcome, Idle again, and virNodeSuspend fails.                             │
+//!    │ recorded, the alarm armed. Give up, if the alarm cannot be armed (or the   │
+//!    │ value it holds recorded) or no worker thread made: the alarm disarmed, the │
+//!    │ record back to the last outcome, Idle again, and virNodeSuspend fails.     │
 //!    ▼                                                                            │
 //!   Pending ── abort (any process, the owner alive): alarm disarmed, ─────────────┤
 //!    │         "aborted"; the owner's worker finishes it "aborted" at its next    │
 //!    │         look, without writing the record again                             │
 //!    │ start (the worker, after the delay): "suspending" recorded for the host    │
 //!    │ and taken by this process in one step, under the guard. A start that       │
-//!    │ cannot be recorded finishes "failed" at once, the backend never asked.     │
+//!    │ cannot be recorded finishes "failed" at once (its alarm disarmed), the     │
+//!    │ backend never asked.                                                       │
 //!    ▼                                                                            │
 //!   Suspending                                                                    │
 //!    │ the backend returns                                                        │
@@ -27,8 +28,10 @@
 //!           removed and the lock released, under the guard
 //!
 //!   Pending or Suspending ── abandon (the next call of any process; the owner gone,
-//!   its lock free) ──▶ Idle, "abandoned": from Pending the alarm is disarmed, from
-//!   Suspending it stays (the host may be asleep, and only the alarm wakes it).
+//!   its lock free or held only by its children) ──▶ Idle, "abandoned": from Pending the
+//!   alarm is disarmed, from Suspending it stays (the host may be asleep, and only the
+//!   alarm wakes it). A request whose end could not be recorded (the guard could not be
+//!   taken) is left to this too.
 //!
 //!   fork(): the child's first call finds its parent's state and drops it (closing its
 //!   copy of the lock, which stays the parent's); the child starts Idle, with no worker.
@@ -36,7 +39,7 @@
 //!
 //! What a suspend that fails does is answered once, by [`failed`]: the alarm is disarmed
 //! unless the host may still be on its way to sleep (or an abort already disarmed it), and
-//! the failure is logged.
+//! the failure is logged, unless the start could not be recorded (the backend never asked).
 //!
 //! What the types enforce:
 //! - The request's lock is owned by the [`Job`], which [`Life`] owns while the request is
@@ -47,7 +50,8 @@
 //! - The in-process "suspending" is the record's: [`Life::start`] writes the record and
 //!   moves the job to `Suspending` under the same guard, or does neither.
 //! - Only [`Life::finish`] makes a request in progress idle, so a waiter in this process
-//!   needs no count of requests over: idle is over.
+//!   needs no count of requests over: idle is over. (A forked child drops its parent's,
+//!   before any thread of its own can wait.)
 //! - A request is carried out by the backend that answered the capability query: the job
 //!   keeps only its kind (in [`Accepted`]); the node finds the backend from its cached
 //!   capabilities, whose mask is made from their answers, once.
