@@ -378,6 +378,18 @@ impl HostRequest {
     /// Takes the guard, waiting for it (it is held for a few file operations at a time).
     /// The directory and the guard file are made when missing (only root can, in `/run`).
     pub fn guard(&self) -> Result<Guard<'_>> {
+        self.take_guard(FlockArg::LockExclusive)
+            .map(|guard| guard.expect("a lock waited for is taken"))
+    }
+
+    /// Takes the guard if it is free now (`None` when another holds it), as
+    /// [`HostRequest::guard`] otherwise: for a caller that holds something else, and must
+    /// not hold it while it waits.
+    pub fn guard_now(&self) -> Result<Option<Guard<'_>>> {
+        self.take_guard(FlockArg::LockExclusiveNonblock)
+    }
+
+    fn take_guard(&self, how: FlockArg) -> Result<Option<Guard<'_>>> {
         if !self.trusted_dir()? {
             DirBuilder::new()
                 .recursive(true)
@@ -395,13 +407,11 @@ impl HostRequest {
                 })?;
             self.trusted_dir()?;
         }
-        let held = self
-            .lock("guard", FlockArg::LockExclusive, Create(0o600))?
-            .expect("a lock waited for is taken");
-        Ok(Guard {
+        let held = self.lock("guard", how, Create(0o600))?;
+        Ok(held.map(|held| Guard {
             host: self,
             _held: held,
-        })
+        }))
     }
 
     /// Takes the guard if it exists and is free now: for a look at an abandoned request,

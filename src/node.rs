@@ -12,7 +12,8 @@
 //! without releasing it), and the child's own requests get a worker of their own. As for
 //! any multithreaded library, a fork while another thread is inside the library (holding
 //! its lock) leaves the child unable to call it: POSIX allows only async-signal-safe calls
-//! in such a child.
+//! in such a child. The worker holds that lock for a few file operations at a time, and
+//! never while it waits for another process ([`guarded`]).
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
@@ -30,7 +31,7 @@ use crate::backend::pm_utils::PmUtils;
 use crate::backend::{since_boot, Backend, Probe, Support, Unsupported};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, ErrorCode, Result};
-use crate::host::{self, already_in_progress, HostRequest, Liveness, Owner, Waited};
+use crate::host::{self, already_in_progress, Guard, HostRequest, Liveness, Owner, Waited};
 use crate::libvirt::{self, LogPriority};
 use crate::request::{
     nothing_to_abort, Acceptance, Accepted, Job, Life, Outcome, Phase, Record, Request,
@@ -630,7 +631,9 @@ fn work(inner: &Inner) {
         // Whatever happens on the way, the request ends: a panic outside the backend (while
         // disarming or logging) must not leave it in progress for good.
         let unexpected = |_| Err(failed_unexpectedly(backend.kind()));
-        let started = panic::catch_unwind(AssertUnwindSafe(|| requests.life.start(&inner.host)))
+        let guard;
+        (requests, guard) = guarded(inner, requests);
+        let started = panic::catch_unwind(AssertUnwindSafe(|| requests.life.start(guard)))
             .unwrap_or_else(unexpected);
         let result = match started {
             Ok(order) => {
@@ -646,9 +649,34 @@ fn work(inner: &Inner) {
             }
             Err(error) => Err(error),
         };
-        requests.life.finish(&inner.host, backend.kind(), result);
+        let guard;
+        (requests, guard) = guarded(inner, requests);
+        requests.life.finish(guard, backend.kind(), result);
         drop(requests);
         inner.changed.notify_all();
+    }
+}
+
+/// The host's guard for a step of this process's request, taken with `requests` held
+/// (the order of every caller: the node's state, then the guard). While another process
+/// holds the guard, the worker waits for it with the state let go, then takes both again:
+/// it never holds the state while it waits, which would hold up every call of this
+/// process (`virNodeSuspendGetInfo` among them, which never waits for the guard) and leave
+/// a child forked meanwhile with the state locked for good.
+fn guarded<'a>(
+    inner: &'a Inner,
+    mut requests: MutexGuard<'a, Requests>,
+) -> (MutexGuard<'a, Requests>, Result<Guard<'a>>) {
+    loop {
+        match inner.host.guard_now() {
+            Ok(Some(guard)) => return (requests, Ok(guard)),
+            Ok(None) => {}
+            Err(error) => return (requests, Err(error)),
+        }
+        drop(requests);
+        // Waited for holding nothing else, and let go at once.
+        drop(inner.host.guard());
+        requests = inner.requests();
     }
 }
 
@@ -1258,6 +1286,39 @@ mod tests {
         end_pending(&node);
     }
 
+    // As request.rs's tests of Record::abandon, but found and settled as every process's
+    // first call does (the lock looked at, under a guard taken without waiting).
+    #[test]
+    fn abandoned_request_that_had_started_keeps_its_alarm() {
+        let root = host();
+        left_behind(&root, Phase::Suspending);
+        node(&root, 0).settle_abandoned();
+        assert_eq!(
+            root.read("sys/class/rtc/rtc0/wakealarm"),
+            (NOW + 61).to_string()
+        );
+        let last = record(&root).last.unwrap();
+        assert_eq!(last.ending, Ending::Abandoned);
+        assert_eq!(
+            last.error.unwrap().message,
+            "process 4000000 ended after the suspend started; its wake-up alarm was left armed"
+        );
+    }
+
+    #[test]
+    fn abandoned_request_leaves_an_alarm_someone_else_set_alone() {
+        let root = host();
+        left_behind(&root, Phase::Pending);
+        std::fs::write(
+            root.path().join("sys/class/rtc/rtc0/wakealarm"),
+            "1900000000",
+        )
+        .unwrap();
+        node(&root, 0).settle_abandoned();
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "1900000000");
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Abandoned);
+    }
+
     #[test]
     fn host_that_never_had_a_request_is_left_untouched() {
         let root = host();
@@ -1673,6 +1734,58 @@ while True:
         assert_eq!(info.last.unwrap().ending, Ending::Abandoned);
     }
 
+    /// The node's state and record as `looker` sees them, from another thread, within
+    /// `within` (`None` when it did not answer by then).
+    fn looked_at(looker: &NodeSuspend, within: Duration) -> Option<(Request, Result<Phase>)> {
+        let looker = looker.clone();
+        let (answer, answered) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let _ = answer.send((looker.request_state(), looker.info().map(|r| r.phase)));
+        });
+        answered.recv_timeout(within).ok()
+    }
+
+    #[test]
+    fn guard_held_by_another_process_when_the_request_starts_holds_up_no_call() {
+        let root = host();
+        let node = node(&root, 1);
+        node.suspend(0, 60).unwrap();
+        // Another process's guard (a file description of its own), taken before the delay
+        // is over and held past it: the worker waits for it to start the request.
+        let other = HostRequest::new(root.path());
+        let guard = other.guard().unwrap();
+        thread::sleep(Duration::from_millis(1500));
+        let seen = looked_at(&node, Duration::from_secs(5));
+        drop(guard);
+        let (state, phase) = seen.expect("an answer while the worker waits for the guard");
+        assert_eq!(state, Request::Pending(Target::Mem));
+        assert!(matches!(phase, Ok(Phase::Pending(_))), "{phase:?}");
+        assert_eq!(wait_idle(&node).result, Ok(()));
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Back);
+    }
+
+    #[test]
+    fn guard_held_by_another_process_when_the_request_ends_holds_up_no_call() {
+        let root = host();
+        let (node, wake) = sleeping_node(&root);
+        node.suspend(0, 60).unwrap();
+        while !matches!(record(&root).phase, Phase::Suspending(_)) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let other = HostRequest::new(root.path());
+        let guard = other.guard().unwrap();
+        // The host is back: the worker waits for the guard to record it.
+        wake.send(()).unwrap();
+        thread::sleep(Duration::from_millis(300));
+        let seen = looked_at(&node, Duration::from_secs(5));
+        drop(guard);
+        let (state, phase) = seen.expect("an answer while the worker waits for the guard");
+        assert_eq!(state, Request::Suspending(Target::Mem));
+        assert!(matches!(phase, Ok(Phase::Suspending(_))), "{phase:?}");
+        assert_eq!(wait_idle(&node).result, Ok(()));
+        assert_eq!(record(&root).last.unwrap().ending, Ending::Back);
+        assert_eq!(root.read("sys/class/rtc/rtc0/wakealarm"), "0");
+    }
     mod through_logind {
         use super::*;
         use crate::backend::logind::Logind;

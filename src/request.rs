@@ -1,22 +1,25 @@
 //! The life of a suspend request: one request per host, seen from the process that made it
 //! ([`Life`], its [`Job`]) and from every process on the host (the [`Record`] in
 //! `run/virnodesuspend/`, whose files [`crate::host`] keeps). Both sides change together:
-//! each transition below is one method, takes the host's guard, and writes the record
-//! through [`Record::commit`], the one place it is written.
+//! each transition below is one method, runs under the host's guard (which its caller
+//! takes: this process's worker without waiting for it while it holds the node's state,
+//! see `node::guarded`), and writes the record through [`Record::commit`], the one place
+//! it is written.
 //!
 //! ```text
 //!   Idle ◀────────────────────────────────────────────────────────────────────────┐
 //!    │ accept (virNodeSuspend): the guard taken, a lock made and held, "pending"  │
-//!    │ recorded, the alarm armed. Give up, if the alarm cannot be armed or no     │
-//!    │ worker thread made: the alarm disarmed, the record back to the last        │
-//!    │ outcome, Idle again, and virNodeSuspend fails.                             │
+//!    │ recorded, the alarm armed. Give up, if the alarm cannot be armed (or the   │
+//!    │ value it holds recorded) or no worker thread made: the alarm disarmed, the │
+//!    │ record back to the last outcome, Idle again, and virNodeSuspend fails.     │
 //!    ▼                                                                            │
 //!   Pending ── abort (any process, the owner alive): alarm disarmed, ─────────────┤
 //!    │         "aborted"; the owner's worker finishes it "aborted" at its next    │
 //!    │         look, without writing the record again                             │
 //!    │ start (the worker, after the delay): "suspending" recorded for the host    │
 //!    │ and taken by this process in one step, under the guard. A start that       │
-//!    │ cannot be recorded finishes "failed" at once, the backend never asked.     │
+//!    │ cannot be recorded finishes "failed" at once (its alarm disarmed), the     │
+//!    │ backend never asked.                                                       │
 //!    ▼                                                                            │
 //!   Suspending                                                                    │
 //!    │ the backend returns                                                        │
@@ -25,8 +28,10 @@
 //!           removed and the lock released, under the guard
 //!
 //!   Pending or Suspending ── abandon (the next call of any process; the owner gone,
-//!   its lock free) ──▶ Idle, "abandoned": from Pending the alarm is disarmed, from
-//!   Suspending it stays (the host may be asleep, and only the alarm wakes it).
+//!   its lock free or held only by its children) ──▶ Idle, "abandoned": from Pending the
+//!   alarm is disarmed, from Suspending it stays (the host may be asleep, and only the
+//!   alarm wakes it). A request whose end could not be recorded (the guard could not be
+//!   taken) is left to this too.
 //!
 //!   fork(): the child's first call finds its parent's state and drops it (closing its
 //!   copy of the lock, which stays the parent's); the child starts Idle, with no worker.
@@ -34,7 +39,7 @@
 //!
 //! What a suspend that fails does is answered once, by [`failed`]: the alarm is disarmed
 //! unless the host may still be on its way to sleep (or an abort already disarmed it), and
-//! the failure is logged.
+//! the failure is logged, unless the start could not be recorded (the backend never asked).
 //!
 //! What the types enforce:
 //! - The request's lock is owned by the [`Job`], which [`Life`] owns while the request is
@@ -45,7 +50,8 @@
 //! - The in-process "suspending" is the record's: [`Life::start`] writes the record and
 //!   moves the job to `Suspending` under the same guard, or does neither.
 //! - Only [`Life::finish`] makes a request in progress idle, so a waiter in this process
-//!   needs no count of requests over: idle is over.
+//!   needs no count of requests over: idle is over. (A forked child drops its parent's,
+//!   before any thread of its own can wait.)
 //! - A request is carried out by the backend that answered the capability query: the job
 //!   keeps only its kind (in [`Accepted`]); the node finds the backend from its cached
 //!   capabilities, whose mask is made from their answers, once.
@@ -439,7 +445,10 @@ impl SuspendOrder {
     /// after the host is back (an early wake-up leaves it pending), or the failure.
     pub fn returned(&self, suspended: std::result::Result<(), SuspendFailure>) -> Result<()> {
         match suspended {
-            Ok(()) => self.rtc.disarm_if_at(self.wake_at).map(drop),
+            Ok(()) => match self.rtc.disarm_if_at(self.wake_at) {
+                Ok(_) => Ok(()),
+                Err(error) => Err(failed(&self.rtc, self.wake_at, Failure::NotDisarmed(error))),
+            },
             Err(failure) => Err(failed(&self.rtc, self.wake_at, Failure::Backend(failure))),
         }
     }
@@ -454,6 +463,8 @@ enum Failure {
     NotStarted(Error),
     /// The backend failed.
     Backend(SuspendFailure),
+    /// The host is back, but its alarm could not be disarmed.
+    NotDisarmed(Error),
 }
 
 /// What happens when a suspend fails, whatever failed: the alarm is disarmed (if it still
@@ -478,14 +489,23 @@ fn failed(rtc: &Rtc, wake_at: u64, failure: Failure) -> Error {
             if !failure.may_still_sleep {
                 let _ = rtc.disarm_if_at(wake_at);
             }
-            libvirt::log(
-                LogPriority::Warn,
-                c"virNodeSuspendHelper",
-                &format!("Failed to suspend the host: {}", failure.error),
-            );
+            log_failed_suspend(&failure.error);
             failure.error
         }
+        Failure::NotDisarmed(error) => {
+            log_failed_suspend(&error);
+            error
+        }
     }
+}
+
+/// The warning in libvirt's log of a request that failed once the backend was asked.
+fn log_failed_suspend(error: &Error) {
+    libvirt::log(
+        LogPriority::Warn,
+        c"virNodeSuspendHelper",
+        &format!("Failed to suspend the host: {error}"),
+    );
 }
 
 /// This process's request.
@@ -510,17 +530,18 @@ impl Life {
     }
 
     /// start: the pending request is recorded suspending, for the host and this process
-    /// in one step under the guard; or, when another process aborted it first (the record
-    /// no longer holds it) or the start could not be recorded, the failure, and the request
-    /// stays pending for [`Life::finish`]. Under the guard, an abort from another process
-    /// comes either before (then the record tells it) or after (then it is too late).
-    pub fn start(&mut self, host: &HostRequest) -> Result<SuspendOrder> {
+    /// in one step under `guard` (the host's guard, or why it could not be taken); or,
+    /// when another process aborted it first (the record no longer holds it) or the start
+    /// could not be recorded, the failure, and the request stays pending for
+    /// [`Life::finish`]. Under the guard, an abort from another process comes either
+    /// before (then the record tells it) or after (then it is too late).
+    pub fn start(&mut self, guard: Result<Guard>) -> Result<SuspendOrder> {
         let Life::Pending(job) = self else {
             unreachable!("only a pending request starts")
         };
         let not_started =
             |error| failed(&job.rtc, job.accepted.wake_at, Failure::NotStarted(error));
-        let guard = host.guard().map_err(not_started)?;
+        let guard = guard.map_err(not_started)?;
         let record = guard.read().map_err(not_started)?;
         if record.phase != Phase::Pending(job.accepted.clone()) {
             let abort = match record.last {
@@ -553,9 +574,9 @@ impl Life {
     /// finish: the request in progress ends with `result`. The record tells how (unless it
     /// no longer holds the request: aborted by another process, it already tells that, and
     /// may hold a newer request by now), then the lock file is removed and the lock
-    /// released, all under the guard: whoever takes the guard next finds the lock free and
-    /// the record idle.
-    pub fn finish(&mut self, host: &HostRequest, backend: BackendKind, result: Result<()>) {
+    /// released, all under `guard` (the host's guard, or why it could not be taken):
+    /// whoever takes the guard next finds the lock free and the record idle.
+    pub fn finish(&mut self, guard: Result<Guard>, backend: BackendKind, result: Result<()>) {
         let job = match mem::replace(self, Life::Idle { last: None }) {
             Life::Pending(job) | Life::Suspending(job) => job,
             Life::Idle { .. } => unreachable!("only a request in progress finishes"),
@@ -568,7 +589,6 @@ impl Life {
                 result.as_ref().err().map(RecordedError::from),
             )),
         };
-        let guard = host.guard();
         let written = match &guard {
             Ok(guard) => {
                 let written = match guard.read() {

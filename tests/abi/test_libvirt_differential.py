@@ -172,6 +172,45 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
     assert logged("warning", "virNodeSuspendHelper", f"Failed to suspend the host: {why}"), lines
 
 
+def test_alarm_that_cannot_be_disarmed_once_the_host_is_back_reaches_libvirts_log(
+    tmp_path, fake_root, library
+):
+    """A request whose host came back, but whose alarm could not then be disarmed, failed:
+    it is logged as a warning as any failed suspend is (its reason: the alarm's)."""
+    fake_root.rtc()
+    wakealarm = fake_root.path / "sys/class/rtc/rtc0/wakealarm"
+    helpers = tmp_path / "bin"
+    helpers.mkdir()
+    # pm-utils answers yes, and its pm-suspend "sleeps" and comes back with the alarm file
+    # replaced by a directory: the disarm after it cannot read the alarm.
+    for name, body in [
+        ("pm-is-supported", "exit 0"),
+        ("pm-suspend", f'/bin/rm -f "{wakealarm}" && /bin/mkdir "{wakealarm}"'),
+    ]:
+        (helpers / name).write_text(f"#!/bin/sh\n{body}\n")
+        (helpers / name).chmod(0o755)
+    log = tmp_path / "libvirt.log"
+    *_, waited = run(
+        {"library": library, "libvirt": "loaded", "calls": [["suspend", 0, 60, 0], ["wait"]]},
+        {
+            "VIRNODESUSPEND_ROOT": str(fake_root.path),
+            "VIRNODESUSPEND_DELAY": "0",
+            "VIRNODESUSPEND_BACKENDS": "pm-utils",
+            "PATH": str(helpers),
+            "LIBVIRT_LOG_OUTPUTS": f"1:file:{log}",
+            "LIBVIRT_DEBUG": "1",
+        },
+    )
+    assert waited["ret"] == -1, waited
+    why = waited["error"]["message"]
+    assert str(wakealarm) in why, why
+    lines = log.read_text().splitlines()
+    assert any(
+        ": warning : virNodeSuspendHelper:" in l and l.endswith(f" : Failed to suspend the host: {why}")
+        for l in lines
+    ), lines
+
+
 def test_logind_answers_an_error(system_bus, fake_root, fake_bin, library):
     """The query fails (VIR_ERR_DBUS_SERVICE in the D-Bus domain, GLib's text), and is
     not cached: the next call asks again, and fails again."""
