@@ -374,7 +374,7 @@ static int descriptors_open_on(const char *path)
 /*
  * Whether the library's worker thread in this process is asleep in futex(2), waiting for
  * a request or for its delay to pass, with the library's lock released. A fork while the
- * worker holds that lock (for a few instructions after it starts, or after a request
+ * worker holds that lock (for a few file operations after it starts, or after a request
  * ended) would leave the child's copy of the lock held for good: POSIX allows a child of
  * a multithreaded process only async-signal-safe calls until exec. Once no other thread
  * is inside the library, the lock is not contended, so the worker's futex wait is its
