@@ -101,9 +101,10 @@ class Machine:
                 *self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 limit=CONSOLE_LINE_LIMIT)
             await self._connect()
-        except BaseException as failure:
+        except (OSError, RuntimeError) as failure:  # QEMU did not start, or QMP never answered
             connected.set_exception(failure)
-            raise
+            self.finished.set()
+            return
         connected.set_result(None)
         try:
             events = asyncio.create_task(self._pass_events())
