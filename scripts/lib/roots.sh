@@ -1,4 +1,5 @@
-# Sourced (bash) by the scripts that make fresh Debian roots with mmdebstrap and run commands
+# shellcheck shell=bash
+# Sourced by the scripts that make fresh Debian roots with mmdebstrap and run commands
 # in them (build-debs-offline, build-libvirt, fresh-debian12, test-debian,
 # test-debian-offline, test-libvirt-linked): what they all do the same way. Uses the sourcing
 # script's `say` and `repo`.
@@ -23,6 +24,7 @@ archive() {
     local security_variable=FRESH_DEBIAN${number}_SECURITY_MIRROR
     mirror=${!mirror_variable:-http://deb.debian.org/debian}
     security_mirror=${!security_variable:-http://deb.debian.org/debian-security}
+    # shellcheck disable=SC2034 # for the caller
     sources=("deb $mirror $release main" "deb $mirror $release-updates main"
         "deb $security_mirror $release-security main")
 }
@@ -31,6 +33,7 @@ archive() {
 # namespaces of its own, with the root's own /proc, /dev and /run and a read-only /sys
 # (scripts/fresh-debian12 --inside).
 in_fresh_root() {
+    # shellcheck disable=SC2154 # the sourcing script's
     "${namespaces[@]}" "$repo/scripts/fresh-debian12" --inside "$1" "$2" \
         /usr/sbin:/usr/bin:/sbin:/bin
 }
