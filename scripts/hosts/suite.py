@@ -46,12 +46,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu"))
-from runner import NAMES, Checks  # noqa: E402  (scripts/qemu/runner.py: one check printer)
+# scripts/qemu/runner.py: one check printer, and the library's default delay (which the
+# drop-in leaves as it is).
+from runner import DELAY_S, NAMES, Checks  # noqa: E402
 
 from guest import KERNEL_ARGS, Guest, Result, Timeline  # noqa: E402
 
 DURATION_S = 60
-DELAY_S = 10  # the library's default delay, which the drop-in leaves as it is
 # The bound: woken by the alarm less than 2 s after the requested 60 s.
 WAKE_LATE_BOUND_S = 2.0
 # Entering the sleep: logind and systemd-sleep take a moment after the delay; writing an

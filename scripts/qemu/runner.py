@@ -21,16 +21,17 @@ status is 0 when every check passed.
 
 import argparse
 import collections
+import contextlib
 import itertools
-import json
 import os
+import queue
 import re
-import selectors
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from qemu_machine import Machine  # noqa: E402  (scripts/lib: the QEMU suites' one driver)
 
 # What guest.c asks for, and the library's default delay it runs with.
 DURATION_S = 60
@@ -93,7 +94,7 @@ def selected_mode(disk):
 
 
 class Guest:
-    """One QEMU process: starts it, and yields its console lines and QMP events as they come."""
+    """One boot of the guest: yields its console lines and QMP events as Records as they come."""
 
     def __init__(self, kernel, initramfs, swap, workdir, boot):
         self.kernel, self.initramfs, self.swap = kernel, initramfs, swap
@@ -101,83 +102,31 @@ class Guest:
         self.console_path = os.path.join(workdir, f"console-{boot}.log")
         self.boot = boot
 
-    def command(self, append):
-        return [
-            "qemu-system-x86_64",
-            "-accel", "tcg",  # KVM is not reliable on the machines this runs on
-            "-m", "256M", "-smp", "1",
-            "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", self.kernel, "-initrd", self.initramfs, "-append", append,
-            # Offer ACPI S3 (Suspend-to-RAM) and S4 (the kernel's "platform" hibernation).
-            "-global", "PIIX4_PM.disable_s3=0", "-global", "PIIX4_PM.disable_s4=0",
-            "-drive", f"file={self.swap},format=raw,if=virtio",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-        ]
-
     def run(self, append, deadline):
-        """Yields Records until QEMU exits; kills it and raises TimeoutError at the deadline."""
-        if os.path.exists(self.qmp_path):
-            os.unlink(self.qmp_path)
-        with open(self.console_path, "wb") as console_log:
-            qemu = subprocess.Popen(self.command(append), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE)
-            try:
-                yield Record(time.time(), "host", "qemu_started", {}, self.boot)
-                yield from self._read(qemu, console_log, deadline)
-                # Its console and QMP closed: QEMU is on its way out, writing the disk back.
-                try:
-                    qemu.wait(timeout=max(1.0, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    raise TimeoutError from None
-            finally:
-                if qemu.poll() is None:
-                    qemu.kill()
-                    qemu.wait()
-        yield Record(time.time(), "host", "qemu_exited", {"status": qemu.returncode}, self.boot)
-
-    def _connect_qmp(self, qemu):
-        # With wait=off QEMU listens before the guest starts, but only once it has set up.
-        for _ in range(100):
-            if qemu.poll() is not None:
-                raise RuntimeError(f"QEMU exited with status {qemu.returncode} at start")
-            try:
-                qmp = socket.socket(socket.AF_UNIX)
-                qmp.connect(self.qmp_path)
-                qmp.sendall(b'{"execute": "qmp_capabilities"}\n')
-                return qmp
-            except (FileNotFoundError, ConnectionRefusedError):
-                qmp.close()
-                time.sleep(0.1)
-        raise RuntimeError(f"QEMU's QMP socket {self.qmp_path} never answered")
-
-    def _read(self, qemu, console_log, deadline):
-        qmp = self._connect_qmp(qemu)
-        selector = selectors.DefaultSelector()
-        selector.register(qemu.stdout, selectors.EVENT_READ, "console")
-        selector.register(qmp, selectors.EVENT_READ, "qmp")
-        pending = {"console": b"", "qmp": b""}
+        """Yields Records until QEMU exits; stops it and raises TimeoutError at the deadline."""
+        records = queue.Queue()
+        machine = Machine(
+            kernel=self.kernel, initramfs=self.initramfs, append=append, memory="256M",
+            qmp_path=self.qmp_path, console_path=self.console_path,
+            devices=["-drive", f"file={self.swap},format=raw,if=virtio"],
+            on_console=lambda text, read_at: records.put(self._console_record(text, read_at)),
+            on_event=lambda event: records.put(
+                Record(event.at, "qemu", event.name, event.data, self.boot)),
+            on_exit=lambda status: records.put(
+                Record(time.time(), "host", "qemu_exited", {"status": status}, self.boot)))
+        yield Record(time.time(), "host", "qemu_started", {}, self.boot)
+        machine.start()
         try:
-            while selector.get_map():
+            while True:
                 if time.time() > deadline:
                     raise TimeoutError
-                for key, _ in selector.select(timeout=1):
-                    chunk = os.read(key.fileobj.fileno(), 65536)
-                    read_at = time.time()
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                        continue
-                    if key.data == "console":
-                        console_log.write(chunk)
-                        console_log.flush()
-                    *lines, pending[key.data] = (pending[key.data] + chunk).split(b"\n")
-                    for line in lines:
-                        text = line.decode(errors="replace").rstrip("\r")
-                        record = (self._console_record(text, read_at) if key.data == "console"
-                                  else self._qmp_record(text))
-                        if record:
-                            yield record
+                with contextlib.suppress(queue.Empty):
+                    if record := records.get(timeout=1):
+                        yield record
+                        if record.name == "qemu_exited":
+                            return
         finally:
-            qmp.close()
+            machine.stop()
 
     def _console_record(self, text, read_at):
         if match := GUEST_EVENT.search(text):
@@ -185,14 +134,6 @@ class Guest:
         if match := KERNEL_LINES.search(text):
             return Record(read_at, "kernel", match[1], {}, self.boot)
         return None
-
-    def _qmp_record(self, text):
-        message = json.loads(text)
-        if "event" not in message:
-            return None  # the greeting and the answer to qmp_capabilities
-        stamp = message["timestamp"]
-        return Record(stamp["seconds"] + stamp["microseconds"] / 1e6, "qemu",
-                      message["event"], message.get("data", {}), self.boot)
 
 
 def describe(record):
