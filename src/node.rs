@@ -1745,6 +1745,21 @@ while True:
         answered.recv_timeout(within).ok()
     }
 
+    /// Whether /proc/locks shows a flock queued for `root`'s guard (a line `N: -> FLOCK …
+    /// MAJ:MIN:INODE …`).
+    fn guard_waited_for(root: &FakeRoot) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let guard = std::fs::metadata(root.path().join("run/virnodesuspend/guard")).unwrap();
+        let inode = format!(":{}", guard.ino());
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.get(1) == Some(&"->") && fields.get(6).is_some_and(|f| f.ends_with(&inode))
+            })
+    }
+
     #[test]
     fn guard_held_by_another_process_when_the_request_starts_holds_up_no_call() {
         let root = host();
@@ -1754,7 +1769,7 @@ while True:
         // is over and held past it: the worker waits for it to start the request.
         let other = HostRequest::new(root.path());
         let guard = other.guard().unwrap();
-        thread::sleep(Duration::from_millis(1500));
+        until("the worker waits for the guard", || guard_waited_for(&root));
         let seen = looked_at(&node, Duration::from_secs(5));
         drop(guard);
         let (state, phase) = seen.expect("an answer while the worker waits for the guard");
@@ -1776,7 +1791,7 @@ while True:
         let guard = other.guard().unwrap();
         // The host is back: the worker waits for the guard to record it.
         wake.send(()).unwrap();
-        thread::sleep(Duration::from_millis(300));
+        until("the worker waits for the guard", || guard_waited_for(&root));
         let seen = looked_at(&node, Duration::from_secs(5));
         drop(guard);
         let (state, phase) = seen.expect("an answer while the worker waits for the guard");
