@@ -1525,15 +1525,33 @@ mod tests {
         answered
     }
 
-    /// Whether /proc/locks shows process `pid` holding or waiting for a lock.
-    fn has_a_lock(pid: u32) -> bool {
+    /// A line of /proc/locks (`N: [->] FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END`).
+    struct ProcLock {
+        /// `->`: queued behind the lock of the line before, not held.
+        waiting: bool,
+        pid: String,
+        inode: u64,
+    }
+
+    fn proc_locks() -> Vec<ProcLock> {
         std::fs::read_to_string("/proc/locks")
             .unwrap()
             .lines()
-            .any(|line| {
+            .filter_map(|line| {
+                let waiting = line.contains(" -> ");
                 let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
-                fields.get(4) == Some(&pid.to_string().as_str())
+                Some(ProcLock {
+                    waiting,
+                    pid: fields.get(4)?.to_string(),
+                    inode: fields.get(5)?.rsplit(':').next()?.parse().ok()?,
+                })
             })
+            .collect()
+    }
+
+    /// Whether /proc/locks shows process `pid` holding or waiting for a lock.
+    fn has_a_lock(pid: u32) -> bool {
+        proc_locks().iter().any(|lock| lock.pid == pid.to_string())
     }
 
     #[test]
@@ -1745,19 +1763,25 @@ while True:
         answered.recv_timeout(within).ok()
     }
 
-    /// Whether /proc/locks shows a flock queued for `root`'s guard (a line `N: -> FLOCK …
-    /// MAJ:MIN:INODE …`).
-    fn guard_waited_for(root: &FakeRoot) -> bool {
+    /// What `node` answers (its state, and the host's record through `info`) while another
+    /// process holds `root`'s guard and its worker is queued for it, once the guard is let go.
+    fn answered_while_the_guard_is_held(
+        root: &FakeRoot,
+        node: &NodeSuspend,
+        guard: Guard,
+    ) -> (Request, Result<Phase>) {
         use std::os::unix::fs::MetadataExt;
-        let guard = std::fs::metadata(root.path().join("run/virnodesuspend/guard")).unwrap();
-        let inode = format!(":{}", guard.ino());
-        std::fs::read_to_string("/proc/locks")
+        let inode = std::fs::metadata(root.path().join("run/virnodesuspend/guard"))
             .unwrap()
-            .lines()
-            .any(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                fields.get(1) == Some(&"->") && fields.get(6).is_some_and(|f| f.ends_with(&inode))
-            })
+            .ino();
+        until("the worker waits for the guard", || {
+            proc_locks()
+                .iter()
+                .any(|lock| lock.waiting && lock.inode == inode)
+        });
+        let seen = looked_at(node, Duration::from_secs(5));
+        drop(guard);
+        seen.expect("an answer while the worker waits for the guard")
     }
 
     #[test]
@@ -1768,11 +1792,7 @@ while True:
         // Another process's guard (a file description of its own), taken before the delay
         // is over and held past it: the worker waits for it to start the request.
         let other = HostRequest::new(root.path());
-        let guard = other.guard().unwrap();
-        until("the worker waits for the guard", || guard_waited_for(&root));
-        let seen = looked_at(&node, Duration::from_secs(5));
-        drop(guard);
-        let (state, phase) = seen.expect("an answer while the worker waits for the guard");
+        let (state, phase) = answered_while_the_guard_is_held(&root, &node, other.guard().unwrap());
         assert_eq!(state, Request::Pending(Target::Mem));
         assert!(matches!(phase, Ok(Phase::Pending(_))), "{phase:?}");
         assert_eq!(wait_idle(&node).result, Ok(()));
@@ -1784,17 +1804,14 @@ while True:
         let root = host();
         let (node, wake) = sleeping_node(&root);
         node.suspend(0, 60).unwrap();
-        while !matches!(record(&root).phase, Phase::Suspending(_)) {
-            thread::sleep(Duration::from_millis(5));
-        }
+        until("the request is suspending", || {
+            matches!(record(&root).phase, Phase::Suspending(_))
+        });
         let other = HostRequest::new(root.path());
         let guard = other.guard().unwrap();
         // The host is back: the worker waits for the guard to record it.
         wake.send(()).unwrap();
-        until("the worker waits for the guard", || guard_waited_for(&root));
-        let seen = looked_at(&node, Duration::from_secs(5));
-        drop(guard);
-        let (state, phase) = seen.expect("an answer while the worker waits for the guard");
+        let (state, phase) = answered_while_the_guard_is_held(&root, &node, guard);
         assert_eq!(state, Request::Suspending(Target::Mem));
         assert!(matches!(phase, Ok(Phase::Suspending(_))), "{phase:?}");
         assert_eq!(wait_idle(&node).result, Ok(()));
