@@ -124,6 +124,11 @@ def test_everything_supported(tmp_path, system_bus, fake_root, fake_bin, library
     assert (tmp_path / "logind.log").read_text().count("CanSuspend") == 3
 
 
+def logged(lines, level, function, message):
+    """Whether libvirt's log LINES hold MESSAGE at LEVEL from FUNCTION."""
+    return any(f": {level} : {function}:" in l and l.endswith(f" : {message}") for l in lines)
+
+
 def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, library):
     """With libvirt in the process, errors are logged by libvirt under libvirt's function
     names, the capability answers with their reasons, and a suspend that fails after the
@@ -149,19 +154,17 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
         },
     )
     lines = log.read_text().splitlines()
-
-    def logged(level, function, message):
-        return any(f": {level} : {function}:" in l and l.endswith(f" : {message}") for l in lines)
-
     assert logged(
+        lines,
         "error",
         "virNodeSuspendSetNodeWakeup",
         "invalid argument: Suspend duration is too short, must be at least 60 seconds",
     ), lines
-    assert logged("error", "virNodeSuspend", "invalid argument: Invalid suspend target"), lines
-    assert logged("info", "virNodeSuspendGetTargetMask", "Suspend-to-RAM: supported (kernel)"), lines
+    assert logged(lines, "error", "virNodeSuspend", "invalid argument: Invalid suspend target"), lines
+    assert logged(lines, "info", "virNodeSuspendGetTargetMask", "Suspend-to-RAM: supported (kernel)"), lines
     disk = fake_root.path / "sys/power/disk"
     assert logged(
+        lines,
         "info",
         "virNodeSuspendGetTargetMask",
         f"Hybrid-Suspend: unsupported (kernel): {disk} does not offer the 'suspend' mode",
@@ -169,7 +172,7 @@ def test_errors_and_failed_suspend_reach_libvirts_log(tmp_path, fake_root, libra
     state = fake_root.path / "sys/power/state"
     why = f"Unable to write 'mem' to '{state}': No space left on device"
     assert (failed["ret"], failed["error"]["code"], failed["error"]["message"]) == (-1, 38, why)
-    assert logged("warning", "virNodeSuspendHelper", f"Failed to suspend the host: {why}"), lines
+    assert logged(lines, "warning", "virNodeSuspendHelper", f"Failed to suspend the host: {why}"), lines
 
 
 def test_alarm_that_cannot_be_disarmed_once_the_host_is_back_reaches_libvirts_log(
@@ -205,10 +208,7 @@ def test_alarm_that_cannot_be_disarmed_once_the_host_is_back_reaches_libvirts_lo
     why = waited["error"]["message"]
     assert str(wakealarm) in why, why
     lines = log.read_text().splitlines()
-    assert any(
-        ": warning : virNodeSuspendHelper:" in l and l.endswith(f" : Failed to suspend the host: {why}")
-        for l in lines
-    ), lines
+    assert logged(lines, "warning", "virNodeSuspendHelper", f"Failed to suspend the host: {why}"), lines
 
 
 def test_logind_answers_an_error(system_bus, fake_root, fake_bin, library):
