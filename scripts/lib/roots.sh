@@ -29,6 +29,34 @@ archive() {
         "deb $security_mirror $release-security main")
 }
 
+# buildd_root RELEASE NAME ROOT [PACKAGE...]: unpacks into ROOT the day's root of RELEASE
+# (mmdebstrap, variant buildd, no recommends, with the PACKAGEs), kept in
+# /var/cache/virnodesuspend/ as RELEASE-NAME-DATE-KEY.tar (KEY: the archive and the
+# packages) and made when this machine has none of today's. Several runs may want it at
+# once: one makes it, the others wait for it and take it.
+buildd_root() {
+    local release=$1 name=$2 into=$3
+    shift 3
+    local packages="$*" mirror security_mirror sources key tarball lock
+    local cache=/var/cache/virnodesuspend
+    archive "$release"
+    key=$(echo "$release $name $mirror $security_mirror${packages:+ $packages}" | sha256sum | cut -c1-12)
+    tarball="$cache/$release-$name-$(date -u +%Y%m%d)-$key.tar"
+    mkdir -p "$cache"
+    exec {lock}>"$cache/$release-$name.lock"
+    flock "$lock"
+    if [[ ! -f $tarball ]]; then
+        say "mmdebstrap $release (buildd)${packages:+ with $packages} into $tarball"
+        rm -f "$cache/$release-$name"-*.tar
+        "${namespaces[@]}" mmdebstrap --quiet --mode=root --variant=buildd --format=tar \
+            --aptopt='APT::Install-Recommends "false"' ${packages:+--include="${packages// /,}"} \
+            "$release" "$tarball.tmp" "${sources[@]}"
+        mv "$tarball.tmp" "$tarball"
+    fi
+    tar -C "$into" -xf "$tarball"
+    exec {lock}>&-
+}
+
 # in_fresh_root ROOT COMMAND: runs the bash command line COMMAND as root in ROOT, in
 # namespaces of its own, with the root's own /proc, /dev and /run and a read-only /sys
 # (scripts/fresh-debian12 --inside).
