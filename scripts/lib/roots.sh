@@ -53,6 +53,7 @@ buildd_root() {
             "$release" "$tarball.tmp" "${sources[@]}"
         mv "$tarball.tmp" "$tarball"
     fi
+    mkdir -p "$into"
     tar -C "$into" -xf "$tarball"
     exec {lock}>&-
 }
